@@ -1,4 +1,11 @@
-"""HippoRAG 2 retrieval: query-to-fact linking, recognition filter, Personalized PageRank over the graph."""
+"""HippoRAG 2 retrieval: query-to-fact linking, recognition filter, Personalized PageRank over the graph.
+
+Seeds of the walk (the PageRank reset distribution):
+- phrases of the facts closest to the query (HippoRAG 2), each fact's score divided by the number of
+  passages its phrase occurs in, averaged per phrase;
+- optionally, phrases named in the query itself, linked to their closest phrase node (HippoRAG 1);
+- every passage, with its min-max normalised dense score x `passage_node_weight`.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ from hippograph.indexing.store import GraphData
 class GraphSearch:
     passage_scores: np.ndarray  # one per passage, in the order the retriever was built with
     seed_facts: list[tuple[int, float]]  # (fact index, query similarity) that seeded the walk
-    used_graph: bool  # False when no fact matched and the dense scores were returned
+    used_graph: bool  # False when nothing matched and the dense scores were returned
 
 
 class HippoRAGRetriever:
@@ -26,27 +33,35 @@ class HippoRAGRetriever:
         self.graph = build_graph(data, passage_ids)
         self.facts = data.facts
         self.fact_vectors = data.fact_embeddings
+        self.phrase_vectors = data.phrase_embeddings
         index = self.graph.phrase_index
         self.fact_phrases = [(index.get(s), index.get(o)) for s, _, o in data.facts]
 
-    def search(self, query_vector: np.ndarray, dense_scores: np.ndarray) -> GraphSearch:
+    def search(
+        self, query_vector: np.ndarray, dense_scores: np.ndarray, query_phrase_vectors: np.ndarray | None = None
+    ) -> GraphSearch:
         seeds = self.link_facts(query_vector)
-        phrase_weights = self._phrase_weights(seeds)
+        phrase_weights = self._fact_phrase_weights(seeds)
+        if query_phrase_vectors is not None and len(query_phrase_vectors):
+            phrase_weights = phrase_weights + self._entity_phrase_weights(query_phrase_vectors)
         if not phrase_weights.any():
             return GraphSearch(dense_scores, [], used_graph=False)
         reset = np.concatenate([phrase_weights, self._passage_weights(dense_scores)])
         ranks = personalized_pagerank(self.graph.graph, reset, self.config.damping)
-        return GraphSearch(ranks[self.graph.passage_offset :], seeds, used_graph=True)
+        scores = ranks[self.graph.passage_offset :]
+        if self.config.score_fusion == "rrf":
+            scores = reciprocal_rank_fusion([scores, dense_scores])
+        return GraphSearch(scores, seeds, used_graph=True)
 
     def link_facts(self, query_vector: np.ndarray) -> list[tuple[int, float]]:
         """The top `linking_top_k` facts by cosine to the query, after the recognition filter."""
-        if len(self.facts) == 0:
+        if len(self.facts) == 0 or self.config.linking_top_k == 0:
             return []
         scores = self.fact_vectors @ query_vector.astype(np.float32)
         best = [(int(i), float(scores[i])) for i in top_k(scores, self.config.linking_top_k)]
         return recognition_filter(best, self.config)
 
-    def _phrase_weights(self, seeds: list[tuple[int, float]]) -> np.ndarray:
+    def _fact_phrase_weights(self, seeds: list[tuple[int, float]]) -> np.ndarray:
         """Each seed fact gives its phrases score / (passages the phrase occurs in); averaged per phrase."""
         total = np.zeros(self.graph.passage_offset)
         mentions = np.zeros(self.graph.passage_offset)
@@ -57,6 +72,19 @@ class HippoRAGRetriever:
                     total[phrase] += score / max(counts[phrase], 1.0)
                     mentions[phrase] += 1
         return np.divide(total, mentions, out=np.zeros_like(total), where=mentions > 0)
+
+    def _entity_phrase_weights(self, query_phrase_vectors: np.ndarray) -> np.ndarray:
+        """Each phrase named in the query seeds its closest phrase node: similarity / passages it occurs in."""
+        weights = np.zeros(self.graph.passage_offset)
+        if self.phrase_vectors.size == 0:
+            return weights
+        similarity = query_phrase_vectors @ self.phrase_vectors.T
+        counts = self.graph.phrase_passage_counts
+        for row in similarity:
+            best = int(np.argmax(row))
+            if row[best] >= self.config.entity_link_threshold:
+                weights[best] = max(weights[best], float(row[best]) / max(counts[best], 1.0))
+        return weights
 
     def _passage_weights(self, dense_scores: np.ndarray) -> np.ndarray:
         low, high = float(dense_scores.min()), float(dense_scores.max())
@@ -74,3 +102,13 @@ def recognition_filter(facts: list[tuple[int, float]], config: Config) -> list[t
         return facts
     best = max(score for _, score in facts)
     return [(fact, score) for fact, score in facts if score >= config.recognition_min_ratio * best]
+
+
+def reciprocal_rank_fusion(score_lists: Sequence[np.ndarray], k: int = 60) -> np.ndarray:
+    """Sum of 1 / (k + rank) over the rankings (Cormack et al. 2009; k = 60 is their constant)."""
+    fused = np.zeros(len(score_lists[0]))
+    for scores in score_lists:
+        ranks = np.empty(len(scores))
+        ranks[np.argsort(-scores, kind="stable")] = np.arange(1, len(scores) + 1)
+        fused += 1.0 / (k + ranks)
+    return fused

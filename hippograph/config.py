@@ -44,6 +44,10 @@ class Config:
     damping: float = 0.5
     recognition_filter: str = "relative"  # "relative" | "none"; an LLM filter comes with LLM support
     recognition_min_ratio: float = 0.8  # keep facts scoring >= this share of the best fact's score
+    # Also seed the phrases the query names, linked to their closest phrase node (HippoRAG 1).
+    entity_linking: bool = False
+    entity_link_threshold: float = 0.8
+    score_fusion: str = "ppr"  # "ppr": rank by PageRank mass; "rrf": reciprocal-rank fusion with dense
 
     def replace(self, **changes: Any) -> "Config":
         unknown = set(changes) - {f.name for f in fields(self)}

