@@ -9,7 +9,7 @@ Seeds of the walk (the PageRank reset distribution):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,12 +38,11 @@ class HippoRAGRetriever:
         self.fact_phrases = [(index.get(s), index.get(o)) for s, _, o in data.facts]
 
     def search(
-        self, query_vector: np.ndarray, dense_scores: np.ndarray, query_phrase_vectors: np.ndarray | None = None
+        self, query_vector: np.ndarray, dense_scores: np.ndarray, linked_phrases: Sequence[tuple[int, float]] = ()
     ) -> GraphSearch:
+        """`linked_phrases`: (phrase vertex, similarity) for phrases the query names (see `link_phrases`)."""
         seeds = self.link_facts(query_vector)
-        phrase_weights = self._fact_phrase_weights(seeds)
-        if query_phrase_vectors is not None and len(query_phrase_vectors):
-            phrase_weights = phrase_weights + self._entity_phrase_weights(query_phrase_vectors)
+        phrase_weights = self._fact_phrase_weights(seeds) + self._entity_phrase_weights(linked_phrases)
         if not phrase_weights.any():
             return GraphSearch(dense_scores, [], used_graph=False)
         reset = np.concatenate([phrase_weights, self._passage_weights(dense_scores)])
@@ -73,17 +72,30 @@ class HippoRAGRetriever:
                     mentions[phrase] += 1
         return np.divide(total, mentions, out=np.zeros_like(total), where=mentions > 0)
 
-    def _entity_phrase_weights(self, query_phrase_vectors: np.ndarray) -> np.ndarray:
-        """Each phrase named in the query seeds its closest phrase node: similarity / passages it occurs in."""
+    def link_phrases(
+        self, query_phrases: Sequence[str], encode: Callable[[list[str]], np.ndarray]
+    ) -> list[tuple[int, float]]:
+        """Link each phrase the query names to a phrase node: the same phrase if the graph has it, else the
+        closest one by cosine if at least `entity_link_threshold`. Bare numbers are not linked: "70" or
+        "1999" name too many unrelated things to anchor a search."""
+        index = self.graph.phrase_index
+        names = [p for p in query_phrases if any(ch.isalpha() for ch in p)]
+        linked = [(index[p], 1.0) for p in names if p in index]
+        unmatched = [p for p in names if p not in index]
+        if unmatched and self.phrase_vectors.size:
+            similarity = encode(unmatched) @ self.phrase_vectors.T
+            for row in similarity:
+                best = int(np.argmax(row))
+                if row[best] >= self.config.entity_link_threshold:
+                    linked.append((best, float(row[best])))
+        return linked
+
+    def _entity_phrase_weights(self, linked_phrases: Sequence[tuple[int, float]]) -> np.ndarray:
+        """Each linked phrase node is seeded with similarity / (passages it occurs in)."""
         weights = np.zeros(self.graph.passage_offset)
-        if self.phrase_vectors.size == 0:
-            return weights
-        similarity = query_phrase_vectors @ self.phrase_vectors.T
         counts = self.graph.phrase_passage_counts
-        for row in similarity:
-            best = int(np.argmax(row))
-            if row[best] >= self.config.entity_link_threshold:
-                weights[best] = max(weights[best], float(row[best]) / max(counts[best], 1.0))
+        for phrase, similarity in linked_phrases:
+            weights[phrase] = max(weights[phrase], similarity / max(counts[phrase], 1.0))
         return weights
 
     def _passage_weights(self, dense_scores: np.ndarray) -> np.ndarray:

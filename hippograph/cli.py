@@ -95,7 +95,9 @@ def _query(args: argparse.Namespace) -> int:
         retrieval = memory.retrieve(args.question, mode=args.mode, top_k=args.top_k)
         print(json.dumps(retrieval.to_dict()) if args.json else _retrieval_table(retrieval))
         return 0
-    records = _read_question_lines(args.questions)
+    from hippograph.evaluate import read_question_records
+
+    records = [record for _, record in read_question_records(args.questions)]
     retrievals = memory.retrieve_many([r["question"] for r in records], mode=args.mode, top_k=args.top_k)
     for record, retrieval in zip(records, retrievals):
         out = retrieval.to_dict()
@@ -103,23 +105,6 @@ def _query(args: argparse.Namespace) -> int:
             out = {"id": record["id"], **out}
         print(json.dumps(out) if args.json else _retrieval_table(retrieval) + "\n")
     return 0
-
-
-def _read_question_lines(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise InputError(f"no such questions file: {path}")
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path}:{number}: malformed JSON ({error.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("question"), str):
-            raise InputError(f"{path}:{number}: expected an object with a \"question\" string")
-        records.append(record)
-    return records
 
 
 def _delete(args: argparse.Namespace) -> int:

@@ -26,8 +26,9 @@ class Config:
     embedding_precision: str = "auto"
     embedding_batch_size: int = 64
 
-    # Chunking: all-MiniLM-L6-v2 truncates at 256 word pieces; leave room for the title.
-    chunk_max_tokens: int = 200
+    # Chunking: passages ("title\ntext") fill at most this many word pieces; None = the embedder's
+    # window less its two special tokens (254 for all-MiniLM-L6-v2), so nothing is truncated.
+    chunk_max_tokens: int | None = None
 
     # Triple extraction.
     extract_batch_size: int = 64

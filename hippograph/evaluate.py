@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import numpy as np
 
 from hippograph.errors import InputError
 from hippograph.memory import Memory
+from hippograph.pipeline.sources import read_jsonl_records
 
 
 @dataclass(frozen=True)
@@ -38,26 +38,25 @@ class ModeResult:
 
 
 def load_questions(path: str | Path) -> list[Question]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no such questions file: {path}")
     questions = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path}:{number}: malformed JSON ({error.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("question"), str):
-            raise InputError(f"{path}:{number}: expected an object with a \"question\" string")
+    for where, record in read_question_records(path):
         supporting = record.get("supporting_ids")
         if not isinstance(supporting, list) or not supporting:
-            raise InputError(f"{path}:{number}: \"supporting_ids\" must be a non-empty list of document ids")
-        questions.append(Question(str(record.get("id", number)), record["question"], [str(s) for s in supporting]))
-    if not questions:
-        raise InputError(f"{path} holds no questions")
+            raise InputError(f"{where}: \"supporting_ids\" must be a non-empty list of document ids")
+        question_id = str(record.get("id", where.rsplit(":", 1)[1]))
+        questions.append(Question(question_id, record["question"], [str(s) for s in supporting]))
     return questions
+
+
+def read_question_records(path: str | Path) -> list[tuple[str, dict]]:
+    """("file:line", record) for each question line; each must have a "question" string."""
+    records = list(read_jsonl_records(path))
+    for where, record in records:
+        if not isinstance(record.get("question"), str) or not record["question"].strip():
+            raise InputError(f"{where}: expected an object with a non-empty \"question\" string")
+    if not records:
+        raise InputError(f"{path} holds no questions")
+    return records
 
 
 def recall_at(ranked_doc_ids: Sequence[str], gold: Sequence[str], k: int) -> float:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, IO
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from hippograph.config import Config, default_db_path
 from hippograph.errors import HippographError
@@ -20,6 +21,7 @@ from hippograph.pipeline.sources import DEFAULT_MAX_DOCUMENT_BYTES, documents_fr
 from hippograph.types import Document, RetrievedPassage, Retrieval, SeedFact
 
 MODES = ("bm25", "dense", "hipporag")
+_BLAS = ThreadpoolController()
 
 
 @dataclass
@@ -109,11 +111,14 @@ class Memory:
         if mode not in MODES:
             raise HippographError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         snapshot = self._load()
-        vectors = None if mode == "bm25" else self.embedder.encode(list(questions))
-        return [
-            self._retrieve_one(snapshot, question, mode, top_k, None if vectors is None else vectors[i])
-            for i, question in enumerate(questions)
-        ]
+        # A query's matrix products are small; OpenBLAS threads left spinning after them slow the
+        # embedder's own threads down threefold on a 2-core machine, so BLAS runs single-threaded here.
+        with _BLAS.limit(limits=1, user_api="blas"):
+            vectors = None if mode == "bm25" else self.embedder.encode(list(questions))
+            return [
+                self._retrieve_one(snapshot, question, mode, top_k, None if vectors is None else vectors[i])
+                for i, question in enumerate(questions)
+            ]
 
     def _retrieve_one(
         self, snapshot: _Snapshot, question: str, mode: str, k: int, vector: np.ndarray | None
@@ -125,7 +130,8 @@ class Memory:
             scores = snapshot.dense.scores(vector)
             if mode == "hipporag":
                 retriever = snapshot.hipporag(self.config)
-                search = retriever.search(vector, scores, self._query_phrase_vectors(question))
+                linked = retriever.link_phrases(self._query_phrases(question), self.embedder.encode)
+                search = retriever.search(vector, scores, linked)
                 scores = search.passage_scores
                 facts = [SeedFact(*retriever.facts[i], score=s) for i, s in search.seed_facts]
         table = snapshot.passages
@@ -135,16 +141,14 @@ class Memory:
         ]
         return Retrieval(question, mode, passages, facts)
 
-    def _query_phrase_vectors(self, question: str) -> np.ndarray | None:
+    def _query_phrases(self, question: str) -> list[str]:
         if not self.config.entity_linking:
-            return None
+            return []
+        from hippograph.pipeline.extract import load_spacy, query_phrases
+
         if self._nlp is None:
-            from hippograph.pipeline.extract import load_spacy
-
             self._nlp = load_spacy(self.config.spacy_model)
-        from hippograph.pipeline.extract import query_phrases
-
-        return self.embedder.encode(query_phrases(question, self._nlp))
+        return query_phrases(question, self._nlp)
 
     def refresh(self) -> bool:
         """Reload the snapshot if the store changed since it was read; True if it did."""

@@ -116,7 +116,7 @@ class Retrieval:
             "mode": self.mode,
             "passages": [p.to_dict() for p in self.passages],
         }
-        if self.facts:
+        if self.facts or self.mode == "hipporag":  # graph modes always say which facts seeded them
             out["facts"] = [f.to_dict() for f in self.facts]
         return out
 

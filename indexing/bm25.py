@@ -24,8 +24,9 @@ def tokenize(text: str) -> list[str]:
 class BM25Index:
     def __init__(self, texts: Sequence[str]):
         corpus = [tokenize(text) for text in texts]
-        # rank-bm25 divides by zero on an all-empty corpus; a placeholder token keeps it defined.
-        self.model = BM25Okapi([tokens or ["\x00"] for tokens in corpus])
+        if not any(corpus):  # rank-bm25 divides by zero when no passage has a word
+            corpus = [["\x00"] for _ in corpus]
+        self.model = BM25Okapi(corpus)
         self.vocabulary, self.weights = self._weight_matrix(self.model)
 
     @staticmethod

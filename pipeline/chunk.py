@@ -12,17 +12,21 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 
 # spaCy refuses texts over 1M characters; paragraphs are split out first, and over-long ones cut here.
 _MAX_SEGMENT_CHARS = 100_000
+_MIN_BUDGET = 32  # even under an absurdly long title, passages keep some text
 
 
-def chunk_documents(documents: Sequence[Document], count_tokens: TokenCounter, max_tokens: int = 200) -> list[Passage]:
-    """Split each document into passages of whole sentences, each at most `max_tokens` word pieces.
+def chunk_documents(documents: Sequence[Document], count_tokens: TokenCounter, max_tokens: int = 254) -> list[Passage]:
+    """Split each document into passages of whole sentences that, with the title, fit `max_tokens` word pieces.
 
+    Passages are embedded as "title\ntext", so the title's tokens come off each document's budget.
     A sentence longer than the budget is cut at word boundaries. Passage ids are `doc_id#position`,
     stable as long as the document's text is.
     """
     passages: list[Passage] = []
-    for document in documents:
-        chunks = _pack(_sentences(document.text), count_tokens, max_tokens)
+    title_tokens = count_tokens([d.title for d in documents])
+    for document, title_cost in zip(documents, title_tokens):
+        budget = max(max_tokens - title_cost - 1, _MIN_BUDGET)
+        chunks = _pack(_sentences(document.text), count_tokens, budget)
         passages.extend(
             Passage(f"{document.doc_id}#{i}", document.doc_id, i, document.title, chunk) for i, chunk in enumerate(chunks)
         )
@@ -33,11 +37,20 @@ def _sentences(text: str) -> list[str]:
     sentencizer = _sentencizer()
     sentences = []
     for paragraph in re.split(r"\n\s*\n", text):
-        paragraph = " ".join(paragraph.split())
-        for start in range(0, len(paragraph), _MAX_SEGMENT_CHARS):
-            segment = paragraph[start : start + _MAX_SEGMENT_CHARS]
+        for segment in _segments(" ".join(paragraph.split())):
             sentences.extend(s.text for s in sentencizer(segment).sents if s.text.strip())
     return sentences
+
+
+def _segments(paragraph: str) -> Iterator[str]:
+    """Pieces of at most _MAX_SEGMENT_CHARS, cut at a space where there is one."""
+    while len(paragraph) > _MAX_SEGMENT_CHARS:
+        cut = paragraph.rfind(" ", 0, _MAX_SEGMENT_CHARS)
+        cut = cut if cut > 0 else _MAX_SEGMENT_CHARS
+        yield paragraph[:cut]
+        paragraph = paragraph[cut:].lstrip()
+    if paragraph:
+        yield paragraph
 
 
 def _pack(sentences: list[str], count_tokens: TokenCounter, max_tokens: int) -> list[str]:

@@ -75,6 +75,7 @@ def _load_sentence_transformer(name: str):
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # "Loading weights" bars on every start are noise
+    transformers_logging.set_verbosity_error()  # count_tokens measures long texts on purpose
 
     try:
         return SentenceTransformer(str(path or name), device="cpu")

@@ -55,6 +55,8 @@ def index_documents(
 ) -> IndexReport:
     """Index new and changed documents into the store; unchanged ones cost nothing."""
     report = IndexReport(documents=len(documents))
+    if not documents:
+        return report
     timer = _StageTimer(report)
     with timer("read_store"), open_store(db_path, read_only=False) as store:
         state = StoreState(store.document_hashes(), *store.phrase_vectors(), store.fact_keys())
@@ -82,7 +84,7 @@ def build_batch(
     from hippograph.pipeline.extract import extract_facts, load_spacy
 
     with timer("chunk"):
-        passages = chunk_documents(documents, embedder.count_tokens, config.chunk_max_tokens)
+        passages = chunk_documents(documents, embedder.count_tokens, config.chunk_max_tokens or embedder.max_tokens - 2)
     with timer("embed_passages"):
         passage_vectors = embedder.encode([p.embedding_text for p in passages], progress=progress)
     with timer("extract"):

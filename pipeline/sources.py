@@ -82,7 +82,7 @@ def _read_file(path: Path, doc_id: str, max_bytes: int) -> Iterator[tuple[str, D
         yield from _read_jsonl(str(path), _decode(str(path), raw), max_bytes)
     else:
         text = _decode(str(path), raw)
-        yield str(path), _text_document(doc_id, text, path.stem, str(path))
+        yield str(path), _text_document(doc_id, text, path.stem, str(path))  # id = path below the root
 
 
 def _read_stream(name: str, raw: bytes, max_bytes: int) -> Iterator[tuple[str, Document]]:
@@ -110,7 +110,8 @@ def _text_document(doc_id: str | None, text: str, fallback_title: str, origin: s
     title, body = _split_markdown_title(text, fallback_title)
     if not body.strip():
         raise InputError(f"{origin} has a title but no text")
-    return Document(doc_id or content_hash(title, body), title, body, {"source": origin})
+    # No metadata: the same file reached by another path must hash the same and cost nothing.
+    return Document(doc_id or content_hash(title, body), title, body)
 
 
 def _split_markdown_title(text: str, fallback: str) -> tuple[str, str]:
@@ -137,6 +138,24 @@ def _read_jsonl(name: str, text: str, max_bytes: int) -> Iterator[tuple[str, Doc
         yield where, document
 
 
+def read_jsonl_records(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """("file:line", object) for every non-blank line of a JSONL file, with errors that name the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such file: {path}")
+    for number, line in enumerate(_decode(str(path), path.read_bytes()).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{where}: malformed JSON ({error.msg} at column {error.colno})") from None
+        if not isinstance(record, dict):
+            raise InputError(f"{where}: expected a JSON object")
+        yield where, record
+
+
 def _document_from_record(record: Any, where: str) -> Document:
     if not isinstance(record, dict):
         raise InputError(f"{where}: expected a JSON object with a \"text\" field")
@@ -145,7 +164,7 @@ def _document_from_record(record: Any, where: str) -> Document:
         raise InputError(f"{where}: \"text\" must be a non-empty string")
     if not isinstance(title, str):
         raise InputError(f"{where}: \"title\" must be a string")
-    if doc_id is not None and not isinstance(doc_id, (str, int)):
-        raise InputError(f"{where}: \"id\" must be a string or a number")
+    if doc_id is not None and (not isinstance(doc_id, (str, int)) or not str(doc_id).strip()):
+        raise InputError(f"{where}: \"id\" must be a non-empty string or a number")
     metadata = {k: v for k, v in record.items() if k not in {"id", "title", "text"}}
     return Document(str(doc_id) if doc_id is not None else content_hash(title, text), title, text, metadata)

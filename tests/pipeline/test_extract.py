@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from hippograph.errors import HippographError
 from hippograph.pipeline.extract import (
     MAX_FACTS_PER_PASSAGE,
     MAX_FACTS_PER_SENTENCE,
@@ -81,7 +82,7 @@ def test_missing_model_names_the_package_to_install():
     with pytest.raises(ModelNotFoundError, match="xx_no_such_model") as info:
         load_spacy("xx_no_such_model")
     assert "install" in str(info.value)
-    assert isinstance(info.value, RuntimeError)
+    assert isinstance(info.value, HippographError)
 
 
 # --- dependency rules --------------------------------------------------------------------------------------

@@ -1,0 +1,198 @@
+"""Shared fixtures: repository paths, the real embedder, indexed stores built once per session, a CLI runner.
+
+Indexing loads the real models and costs seconds, so stores are built once per session; a test that
+changes a store works on a copy (`demo_store_copy`, `small_store_copy`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from hippograph import Config, Memory
+from hippograph.cli import main as cli_main
+from hippograph.pipeline.embed import load_embedder
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_DIR = REPO_ROOT / "examples" / "demo"
+
+# Three short documents that share entities (for graph records) and index in well under a second.
+SMALL_DOCS = [
+    {"id": "ada", "title": "Ada Marsh", "text": "Ada Marsh was an engineer born in Kettleby. She designed the Veloria Bridge in 1897."},
+    {"id": "kettleby", "title": "Kettleby", "text": "Kettleby is a town in the Orne valley. Tobias Wren was its mayor in 1902."},
+    {"id": "gazette", "title": "Kettleby Gazette", "text": "The Kettleby Gazette is a newspaper founded by Tobias Wren in 1880."},
+]
+
+# Every table of a store with an embedding; what each row is derived from.
+DERIVED_TABLES = ("passages", "passage_embeddings", "triples", "passage_phrases", "facts", "phrases", "synonyms")
+ALL_TABLES = ("documents",) + DERIVED_TABLES
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: builds a wheel or does other slow work (deselect with -m 'not slow')")
+
+
+# ---- paths ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def demo_corpus() -> Path:
+    return DEMO_DIR / "corpus.jsonl"
+
+
+@pytest.fixture(scope="session")
+def demo_questions() -> Path:
+    return DEMO_DIR / "questions.jsonl"
+
+
+@pytest.fixture(scope="session")
+def demo_records(demo_corpus) -> dict[str, dict]:
+    records = [json.loads(line) for line in demo_corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {r["id"]: r for r in records}
+
+
+@pytest.fixture(scope="session")
+def demo_question_records(demo_questions) -> list[dict]:
+    return [json.loads(line) for line in demo_questions.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# ---- models ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def config() -> Config:
+    return Config()
+
+
+@pytest.fixture(scope="session")
+def embedder(config):
+    """The process-wide embedder, loaded with the same arguments `Memory` uses (so it is shared)."""
+    return load_embedder(config.embedding_model, config.embedding_precision, config.embedding_batch_size)
+
+
+# ---- stores ---------------------------------------------------------------------------------------------
+
+
+def copy_store(source: Path, target: Path) -> Path:
+    shutil.copyfile(source, target)
+    wal = source.with_name(source.name + ".wal")
+    if wal.exists():
+        shutil.copyfile(wal, target.with_name(target.name + ".wal"))
+    return target
+
+
+def table_counts(path: Path, tables=ALL_TABLES) -> dict[str, int]:
+    """Row counts, read with duckdb directly (read-only), independent of the Store class."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+    finally:
+        con.close()
+
+
+def sql(path: Path, query: str, params=None) -> list[tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(query, params).fetchall()
+    finally:
+        con.close()
+
+
+class StoreTools:
+    """Helpers for looking into a store file with duckdb directly, independent of `Store`."""
+
+    ALL_TABLES = ALL_TABLES
+    DERIVED_TABLES = DERIVED_TABLES
+    copy = staticmethod(copy_store)
+    counts = staticmethod(table_counts)
+    sql = staticmethod(sql)
+
+
+@pytest.fixture(scope="session")
+def store_tools() -> type[StoreTools]:
+    return StoreTools
+
+
+@pytest.fixture(scope="session")
+def small_docs() -> list[dict]:
+    return [dict(d) for d in SMALL_DOCS]
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory, demo_corpus) -> Path:
+    """The 42-passage demo corpus, indexed once. Read it only; use `demo_store_copy` to change it."""
+    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    report = Memory(path).index_paths([demo_corpus])
+    assert report.indexed == 42
+    return path
+
+
+@pytest.fixture
+def demo_store_copy(demo_store, tmp_path) -> Path:
+    return copy_store(demo_store, tmp_path / "demo.duckdb")
+
+
+@pytest.fixture(scope="session")
+def small_store(tmp_path_factory) -> Path:
+    """SMALL_DOCS, indexed once. Read it only; use `small_store_copy` to change it."""
+    path = tmp_path_factory.mktemp("small") / "small.duckdb"
+    report = Memory(path).index(SMALL_DOCS)
+    assert report.indexed == len(SMALL_DOCS)
+    return path
+
+
+@pytest.fixture
+def small_store_copy(small_store, tmp_path) -> Path:
+    return copy_store(small_store, tmp_path / "small.duckdb")
+
+
+# ---- the command line -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `hippograph.cli.main(args)` in-process: returns (exit code, stdout, stderr)."""
+
+    def run(*args: object) -> tuple[int, str, str]:
+        capsys.readouterr()  # drop anything printed before
+        code = cli_main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def cli_subprocess(tmp_path):
+    """Run `python -m hippograph.cli ...` in a fresh process with cwd=tmp_path and no HIPPOGRAPH_DB."""
+
+    def run(*args: object, stdin: bytes | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k not in ("HIPPOGRAPH_DB", "PYTHONPATH")}
+        return subprocess.run(
+            [sys.executable, "-m", "hippograph.cli", *map(str, args)],
+            input=stdin if stdin is not None else b"",
+            capture_output=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _no_default_store_env(monkeypatch):
+    """Tests pass --db or set HIPPOGRAPH_DB themselves; never let the caller's environment leak in."""
+    monkeypatch.delenv("HIPPOGRAPH_DB", raising=False)

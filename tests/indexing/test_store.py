@@ -1,0 +1,369 @@
+"""The DuckDB store: schema and versioning, generations, atomic writes, replacement and deletion without orphans.
+
+Stores are real DuckDB files written by real indexing runs; the tests look inside with duckdb directly.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+
+from hippograph import Config, Memory, StoreError
+from hippograph.indexing import store as store_module
+from hippograph.indexing.store import SCHEMA_VERSION, Store, documents_in, open_store
+
+BASE_TABLES = {"meta", "documents", "passages", "triples", "passage_phrases", "synonyms"}
+EMBEDDING_TABLES = {"passage_embeddings", "phrases", "facts"}
+
+# Long enough for two passages at a 40-token budget; its phrases (quillmere, darrowby, zorbulon) occur nowhere else.
+FOUNDRY_A = (
+    "Zorbulon Vext founded the Quillmere Foundry in Darrowby in 1850. The Quillmere Foundry Works cast bells for "
+    "the Darrowby Cathedral. Vext later sold the Quillmere Foundry to the Harrow Iron Company. The foundry closed "
+    "in 1901 after a fire."
+)
+FOUNDRY_B = "Mina Orrell ran a bakery in Kettleby. She sold bread to the Harrow Iron Company."
+HARROW = "The Harrow Iron Company rolled steel in Dunmere. It was founded by Lionel Harrow in 1840."
+OLD_ONLY_WORDS = ("quillmere", "darrowby", "zorbulon")
+
+
+def meta(path) -> dict[str, str]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return dict(con.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        con.close()
+
+
+def tables(path) -> set[str]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    finally:
+        con.close()
+
+
+def dump(path, table_names) -> dict[str, list[tuple]]:
+    """Every row of every table (and meta), sorted: the store's whole content."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        return {
+            t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() if t in present else None
+            for t in ("meta", *table_names)
+        }
+    finally:
+        con.close()
+
+
+def generation(path) -> int:
+    with open_store(path) as store:
+        return store.generation()
+
+
+def assert_no_orphans(path, store_tools) -> None:
+    """Every derived row traces back to a stored document, and every shared row is still used by one."""
+    q = lambda query: {tuple(r) for r in store_tools.sql(path, query)}  # noqa: E731
+    docs = q("SELECT doc_id FROM documents")
+    passages = q("SELECT passage_id FROM passages")
+    assert q("SELECT doc_id FROM passages") <= docs
+    assert q("SELECT passage_id FROM passage_embeddings") == passages
+    assert q("SELECT passage_id FROM triples") <= passages
+    assert q("SELECT passage_id FROM passage_phrases") <= passages
+    # facts and phrases live exactly as long as some passage uses them
+    assert q("SELECT subject, predicate, object FROM facts") == q("SELECT subject, predicate, object FROM triples")
+    assert q("SELECT phrase FROM phrases") == q("SELECT phrase FROM passage_phrases")
+    phrases = {p for (p,) in q("SELECT phrase FROM phrases")}
+    for a, b in q("SELECT phrase_a, phrase_b FROM synonyms"):
+        assert a in phrases and b in phrases, (a, b)
+
+
+def mentions(path, store_tools, word: str) -> dict[str, int]:
+    """Rows in each table that mention `word` (for checking that an old text left nothing behind)."""
+    like = f"%{word}%"
+    queries = {
+        "passages": "SELECT count(*) FROM passages WHERE lower(text) LIKE ?",
+        "triples": "SELECT count(*) FROM triples WHERE subject LIKE ? OR object LIKE ?",
+        "passage_phrases": "SELECT count(*) FROM passage_phrases WHERE phrase LIKE ?",
+        "phrases": "SELECT count(*) FROM phrases WHERE phrase LIKE ?",
+        "facts": "SELECT count(*) FROM facts WHERE subject LIKE ? OR object LIKE ?",
+        "synonyms": "SELECT count(*) FROM synonyms WHERE phrase_a LIKE ? OR phrase_b LIKE ?",
+    }
+    return {t: store_tools.sql(path, query, [like] * query.count("?"))[0][0] for t, query in queries.items()}
+
+
+# ---- schema ---------------------------------------------------------------------------------------------
+
+
+def test_writer_creates_schema_with_version_and_generation_zero(tmp_path):
+    path = tmp_path / "new.duckdb"
+    with open_store(path, read_only=False) as store:
+        assert store.generation() == 0
+        assert store.embedding_model() is None
+    assert path.is_file()
+    assert BASE_TABLES <= tables(path)
+    assert not EMBEDDING_TABLES & tables(path), "embedding tables wait for the first index (dimension unknown)"
+    assert meta(path) == {"schema_version": str(SCHEMA_VERSION), "generation": "0"}
+
+
+def test_indexed_store_has_every_table_and_embedding_metadata(small_store, small_docs, store_tools):
+    assert BASE_TABLES | EMBEDDING_TABLES <= tables(small_store)
+    stored = meta(small_store)
+    assert stored["schema_version"] == str(SCHEMA_VERSION)
+    assert stored["embedding_model"] == "all-MiniLM-L6-v2"
+    assert stored["embedding_dim"] == "384"
+    counts = store_tools.counts(small_store)
+    assert counts["documents"] == len(small_docs)
+    assert counts["passages"] == counts["passage_embeddings"] >= len(small_docs)
+    assert counts["triples"] > 0 and counts["facts"] > 0 and counts["phrases"] > 0
+
+
+def test_passage_embeddings_are_float384_with_model_name(small_store, store_tools):
+    column_types = dict(store_tools.sql(
+        small_store,
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'passage_embeddings'",
+    ))
+    assert column_types == {"passage_id": "VARCHAR", "model": "VARCHAR", "embedding": "FLOAT[384]"}
+    for table in ("phrases", "facts"):
+        types = dict(store_tools.sql(
+            small_store, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [table]
+        ))
+        assert types["embedding"] == "FLOAT[384]"
+    models = store_tools.sql(small_store, "SELECT DISTINCT model FROM passage_embeddings")
+    assert models == [("all-MiniLM-L6-v2",)]
+    with open_store(small_store) as store:
+        table = store.load_passages()
+    assert table.embeddings.shape == (len(table.passage_ids), 384)
+    assert table.embeddings.dtype == np.float32
+    assert np.allclose(np.linalg.norm(table.embeddings, axis=1), 1.0, atol=1e-3)
+
+
+def test_stored_documents_keep_title_text_and_metadata(tmp_path):
+    path = tmp_path / "meta.duckdb"
+    Memory(path).index([
+        {"id": "m1", "title": "Orne", "text": "The Orne is a river.", "year": 1900, "tags": ["river", "valley"]},
+        {"id": 7, "text": "Seven is a number."},
+    ])
+    with open_store(path) as store:
+        documents = {d.doc_id: d for d in documents_in(store)}
+    assert set(documents) == {"m1", "7"}
+    assert documents["m1"].title == "Orne"
+    assert documents["m1"].text == "The Orne is a river."
+    assert documents["m1"].metadata == {"year": 1900, "tags": ["river", "valley"]}
+    assert documents["7"].title == "" and documents["7"].metadata == {}
+
+
+# ---- generations ----------------------------------------------------------------------------------------
+
+
+def test_generation_increments_with_every_write(tmp_path, small_docs):
+    path = tmp_path / "gen.duckdb"
+    memory = Memory(path)
+    memory.index(small_docs[:1])
+    assert generation(path) == 1
+    memory.index(small_docs[1:2])
+    assert generation(path) == 2
+    changed = {**small_docs[0], "text": small_docs[0]["text"] + " She died in 1920."}
+    memory.index([changed])  # a changed document
+    assert generation(path) == 3
+    assert memory.delete(["kettleby"]) == ["kettleby"]
+    assert generation(path) == 4
+    assert memory.stats()["generation"] == 4
+    # deleting nothing, and indexing nothing new, are not writes
+    assert memory.delete(["no-such-document"]) == []
+    assert memory.index([changed]).unchanged == 1
+    assert generation(path) == 4
+
+
+# ---- atomic writes --------------------------------------------------------------------------------------
+
+
+class InjectedFailure(Exception):
+    pass
+
+
+@pytest.fixture
+def fail_on_triples(monkeypatch):
+    """Make the store's write fail halfway: after documents and passages were inserted, on the triples."""
+    inserted: list[str] = []
+    original = Store._insert
+
+    def failing_insert(self, table, rows):
+        if table == "triples":
+            raise InjectedFailure("disk full while writing triples")
+        inserted.append(table)
+        return original(self, table, rows)
+
+    monkeypatch.setattr(store_module.Store, "_insert", failing_insert)
+    return inserted
+
+
+def test_write_failing_halfway_leaves_store_unchanged(small_store_copy, store_tools, fail_on_triples):
+    before = dump(small_store_copy, store_tools.ALL_TABLES)
+    with pytest.raises(InjectedFailure):
+        Memory(small_store_copy).index([
+            {"id": "new", "title": "Port Veloria", "text": "Port Veloria is a harbour town at the mouth of the Orne."},
+            {"id": "ada", "title": "Ada Marsh", "text": "Ada Marsh was a painter from Dunmere."},  # a replacement
+        ])
+    assert {"documents", "passages", "passage_embeddings"} <= set(fail_on_triples), "the failure must come mid-write"
+    after = dump(small_store_copy, store_tools.ALL_TABLES)
+    assert after["meta"] == before["meta"]  # same generation
+    assert {t: len(r) for t, r in after.items()} == {t: len(r) for t, r in before.items()}
+    assert after == before
+
+
+def test_failed_first_write_leaves_an_empty_store_that_indexes_later(tmp_path, small_docs, store_tools, monkeypatch):
+    path = tmp_path / "first.duckdb"
+    original = Store._insert
+
+    def failing_insert(self, table, rows):
+        if table == "triples":
+            raise InjectedFailure("boom")
+        return original(self, table, rows)
+
+    monkeypatch.setattr(store_module.Store, "_insert", failing_insert)
+    with pytest.raises(InjectedFailure):
+        Memory(path).index(small_docs)
+    assert generation(path) == 0
+    with open_store(path) as store:
+        assert store.embedding_model() is None
+        assert store.document_hashes() == {}
+    monkeypatch.undo()
+    report = Memory(path).index(small_docs)
+    assert report.indexed == len(small_docs)
+    assert store_tools.counts(path)["documents"] == len(small_docs)
+    assert generation(path) == 1
+
+
+# ---- re-indexing ----------------------------------------------------------------------------------------
+
+
+def test_reindexing_unchanged_documents_writes_nothing(small_store_copy, small_docs, store_tools):
+    before = dump(small_store_copy, store_tools.ALL_TABLES)
+    report = Memory(small_store_copy).index(small_docs)
+    assert (report.documents, report.indexed, report.unchanged) == (len(small_docs), 0, len(small_docs))
+    assert report.passages == report.triples == 0
+    assert dump(small_store_copy, store_tools.ALL_TABLES) == before
+
+
+def test_reindexing_indexes_only_new_and_changed_documents(small_store_copy, small_docs, store_tools):
+    changed = {**small_docs[1], "text": small_docs[1]["text"] + " The town has a glassworks."}
+    new = {"id": "new", "title": "Lyle gorge", "text": "The Lyle gorge lies east of Port Veloria."}
+    report = Memory(small_store_copy).index([small_docs[0], changed, small_docs[2], new])
+    assert (report.indexed, report.unchanged) == (2, 2)
+    texts = dict(store_tools.sql(small_store_copy, "SELECT doc_id, text FROM documents"))
+    assert texts["kettleby"] == changed["text"] and texts["new"] == new["text"]
+    assert len(texts) == len(small_docs) + 1
+
+
+def test_changed_document_replaces_its_passages_and_graph_records(tmp_path, store_tools):
+    path = tmp_path / "changed.duckdb"
+    memory = Memory(path, Config().replace(chunk_max_tokens=40))
+    memory.index([
+        {"id": "x", "title": "Quillmere Foundry", "text": FOUNDRY_A},
+        {"id": "y", "title": "Harrow Iron Company", "text": HARROW},
+    ])
+    x_passages = store_tools.sql(path, "SELECT passage_id FROM passages WHERE doc_id = 'x' ORDER BY position")
+    assert len(x_passages) >= 2, "precondition: the old text spans several passages"
+    old = {w: mentions(path, store_tools, w) for w in OLD_ONLY_WORDS}
+    assert old["quillmere"]["phrases"] and old["quillmere"]["facts"] and old["quillmere"]["triples"]
+    assert old["quillmere"]["synonyms"], "precondition: an old-only phrase has a synonym edge"
+    y_before = {
+        t: store_tools.sql(path, f"SELECT * FROM {t} WHERE passage_id LIKE 'y#%' ORDER BY ALL")
+        for t in ("passages", "triples", "passage_phrases")
+    }
+
+    # new title too: extraction uses the title as a phrase
+    report = memory.index([{"id": "x", "title": "Mina Orrell", "text": FOUNDRY_B}])
+    assert report.indexed == 1
+
+    assert store_tools.sql(path, "SELECT text FROM documents WHERE doc_id = 'x'") == [(FOUNDRY_B,)]
+    assert store_tools.sql(path, "SELECT passage_id, position, text FROM passages WHERE doc_id = 'x'") == [
+        ("x#0", 0, FOUNDRY_B)
+    ]
+    for word in OLD_ONLY_WORDS:
+        assert mentions(path, store_tools, word) == dict.fromkeys(old[word], 0), word
+    assert store_tools.sql(path, "SELECT count(*) FROM triples WHERE passage_id LIKE 'x#%'")[0][0] > 0
+    # the untouched document keeps everything, including a phrase it shares with the old text
+    for t, rows in y_before.items():
+        assert store_tools.sql(path, f"SELECT * FROM {t} WHERE passage_id LIKE 'y#%' ORDER BY ALL") == rows
+    assert store_tools.sql(path, "SELECT count(*) FROM phrases WHERE phrase = 'harrow iron company'") == [(1,)]
+    assert_no_orphans(path, store_tools)
+    assert store_tools.counts(path)["documents"] == 2
+
+
+# ---- deletion -------------------------------------------------------------------------------------------
+
+
+def test_delete_removes_a_document_and_everything_derived_from_it(small_store_copy, store_tools):
+    gone = store_tools.sql(small_store_copy, "SELECT passage_id FROM passages WHERE doc_id = 'gazette'")
+    assert gone, "precondition"
+    kept_before = store_tools.sql(small_store_copy, "SELECT * FROM passages WHERE doc_id <> 'gazette' ORDER BY ALL")
+    before = store_tools.counts(small_store_copy)
+
+    assert Memory(small_store_copy).delete(["gazette", "not-there"]) == ["gazette"]
+
+    assert store_tools.sql(small_store_copy, "SELECT doc_id FROM documents ORDER BY doc_id") == [("ada",), ("kettleby",)]
+    for table in ("passages", "passage_embeddings", "triples", "passage_phrases"):
+        rows = store_tools.sql(small_store_copy, f"SELECT count(*) FROM {table} WHERE passage_id LIKE 'gazette#%'")
+        assert rows == [(0,)], table
+    assert store_tools.sql(small_store_copy, "SELECT * FROM passages ORDER BY ALL") == kept_before
+    assert_no_orphans(small_store_copy, store_tools)
+    after = store_tools.counts(small_store_copy)
+    assert after["facts"] < before["facts"] and after["triples"] < before["triples"]
+    # "kettleby gazette" was only in the deleted document
+    assert store_tools.sql(small_store_copy, "SELECT count(*) FROM phrases WHERE phrase LIKE '%gazette%'") == [(0,)]
+
+
+def test_deleting_every_document_empties_every_table(demo_store_copy, store_tools):
+    before = store_tools.counts(demo_store_copy)
+    assert all(before[t] > 0 for t in store_tools.ALL_TABLES), before
+    ids = [doc_id for (doc_id,) in store_tools.sql(demo_store_copy, "SELECT doc_id FROM documents")]
+    assert sorted(Memory(demo_store_copy).delete(ids)) == sorted(ids)
+    assert store_tools.counts(demo_store_copy) == dict.fromkeys(store_tools.ALL_TABLES, 0)
+    with pytest.raises(StoreError, match="no passages"):
+        with open_store(demo_store_copy) as store:
+            store.load_passages()
+
+
+# ---- versions and bad stores ----------------------------------------------------------------------------
+
+
+def test_store_from_a_newer_schema_version_is_refused(small_store_copy, small_docs, store_tools):
+    con = duckdb.connect(str(small_store_copy))
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.close()
+    before = dump(small_store_copy, store_tools.ALL_TABLES)
+    for read_only in (True, False):
+        with pytest.raises(StoreError, match="newer") as error:
+            with open_store(small_store_copy, read_only=read_only):
+                pass
+        assert "99" in str(error.value)
+    with pytest.raises(StoreError, match="newer"):
+        Memory(small_store_copy).index([{"id": "z", "text": "Zed is a letter."}])
+    with pytest.raises(StoreError, match="newer"):
+        Memory(small_store_copy).retrieve("Who designed the Veloria Bridge?", mode="bm25")
+    assert dump(small_store_copy, store_tools.ALL_TABLES) == before
+
+
+def test_read_only_open_of_a_missing_store_fails_without_creating_it(tmp_path):
+    path = tmp_path / "missing.duckdb"
+    with pytest.raises(StoreError, match="no store"):
+        with open_store(path):
+            pass
+    assert not path.exists()
+
+
+def test_a_directory_is_not_a_store(tmp_path):
+    with pytest.raises(StoreError, match="directory"):
+        with open_store(tmp_path, read_only=False):
+            pass
+
+
+def test_a_file_that_is_not_duckdb_is_refused(tmp_path):
+    path = tmp_path / "notes.duckdb"
+    path.write_text("these are my notes, not a database\n" * 100)
+    with pytest.raises(StoreError, match="cannot open"):
+        with open_store(path):
+            pass
+    assert path.read_text() == "these are my notes, not a database\n" * 100

@@ -1,0 +1,277 @@
+"""Bad input through the command line: a non-zero exit, one clear message on stderr, no traceback, and nothing
+half-written (an existing store is unchanged; no store file appears where there was none)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import duckdb
+import pytest
+
+from hippograph.indexing.store import open_store
+
+
+def assert_one_clear_error(code: int, out: str, err: str, *words: str) -> None:
+    assert code != 0
+    assert out == ""
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("hippograph: error: ")
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+def stats_json(cli, db) -> dict:
+    code, out, err = cli("stats", "--json", "--db", db)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---- bad documents to index -----------------------------------------------------------------------------
+
+
+def missing_path(tmp_path):
+    return [tmp_path / "no-such-dir"], ["no such file or directory", "no-such-dir"]
+
+
+def empty_file(tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"")
+    return [path], ["empty.txt", "is empty"]
+
+
+def whitespace_file(tmp_path):
+    path = tmp_path / "blank.md"
+    path.write_bytes(b"  \n\n\t \n")
+    return [path], ["blank.md", "is empty"]
+
+
+def binary_file(tmp_path):
+    path = tmp_path / "image.txt"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4)
+    return [path], ["image.txt", "binary"]
+
+
+def non_utf8_file(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("Café in Dunmere, Orne valley.".encode("latin-1"))
+    return [path], ["latin1.txt", "not valid UTF-8", "offset 3"]
+
+
+def ten_mb_file(tmp_path):
+    path = tmp_path / "huge.txt"
+    path.write_bytes(b"The Orne valley is long. " * 400_000)
+    return [path], ["huge.txt", "10.0 MB", "5 MB limit", "--max-document-mb"]
+
+
+def malformed_jsonl(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"id": "a", "text": "Fine."}\n{"id": "b", "text": "Fine too."}\n{"id": "c", "text": "Broken\n')
+    return [path], ["corpus.jsonl:3", "malformed JSON"]
+
+
+def jsonl_without_text(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"id": "a", "text": "Fine."}\n{"id": "b", "body": "No text field."}\n')
+    return [path], ["corpus.jsonl:2", '"text"']
+
+
+def duplicate_ids(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"id": "dup-7", "text": "One."}\n{"id": "other", "text": "Two."}\n{"id": "dup-7", "text": "Three."}\n')
+    return [path], ["duplicate", "'dup-7'"]
+
+
+def duplicate_ids_across_files(tmp_path):
+    for sub in ("one", "two"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "notes.txt").write_text(f"Notes from {sub}.")
+    return [tmp_path / "one", tmp_path / "two"], ["duplicate", "'notes.txt'"]
+
+
+def good_file_then_bad_file(tmp_path):
+    """A valid document before a bad one: the batch is all or nothing."""
+    (tmp_path / "good.txt").write_text("Port Veloria is a harbour town at the mouth of the Orne.")
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\x00b\x00a\x00d")
+    return [tmp_path / "good.txt", tmp_path / "bad.txt"], ["bad.txt"]
+
+
+def unsupported_file(tmp_path):
+    path = tmp_path / "paper.pdf"
+    path.write_bytes(b"%PDF-1.4\n")
+    return [path], ["paper.pdf", "unsupported file type"]
+
+
+BAD_DOCUMENTS = [
+    missing_path, empty_file, whitespace_file, binary_file, non_utf8_file, ten_mb_file, malformed_jsonl,
+    jsonl_without_text, duplicate_ids, duplicate_ids_across_files, good_file_then_bad_file, unsupported_file,
+]
+
+
+@pytest.mark.parametrize("make", BAD_DOCUMENTS, ids=lambda f: f.__name__)
+def test_bad_documents_leave_an_existing_store_unchanged(cli, small_store_copy, tmp_path, make):
+    inputs_dir = tmp_path / "inputs"
+    inputs_dir.mkdir()
+    paths, words = make(inputs_dir)
+    before = stats_json(cli, small_store_copy)
+    code, out, err = cli("index", *paths, "--db", small_store_copy)
+    assert_one_clear_error(code, out, err, *words)
+    assert stats_json(cli, small_store_copy) == before
+
+
+@pytest.mark.parametrize("make", BAD_DOCUMENTS, ids=lambda f: f.__name__)
+def test_bad_documents_create_no_store(cli, tmp_path, make):
+    inputs_dir = tmp_path / "inputs"
+    inputs_dir.mkdir()
+    paths, words = make(inputs_dir)
+    db = tmp_path / "new.duckdb"
+    code, out, err = cli("index", *paths, "--db", db, "--json")
+    assert_one_clear_error(code, out, err, *words)
+    assert not db.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inputs"]
+
+
+def test_bad_stdin_is_rejected(cli, small_store_copy, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b'{"id": "a", "text": "ok"}\n{"id": "b", "text": \n')))
+    before = stats_json(cli, small_store_copy)
+    assert_one_clear_error(*cli("index", "-", "--db", small_store_copy), "<stdin>:2", "malformed JSON")
+    assert stats_json(cli, small_store_copy) == before
+
+
+def test_ten_mb_file_is_rejected_from_a_real_process(cli_subprocess, tmp_path):
+    (tmp_path / "huge.txt").write_bytes(b"The Orne valley is long. " * 400_000)
+    result = cli_subprocess("index", "huge.txt", "--db", "new.duckdb")
+    assert_one_clear_error(result.returncode, result.stdout.decode(), result.stderr.decode(), "--max-document-mb")
+    assert result.returncode == 1
+    assert not (tmp_path / "new.duckdb").exists()
+
+
+# ---- bad stores to query --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["bm25", "hipporag"])
+def test_query_against_a_missing_store(cli, tmp_path, mode):
+    db = tmp_path / "missing.duckdb"
+    code, out, err = cli("query", "Who designed the Veloria Bridge?", "--mode", mode, "--db", db)
+    assert_one_clear_error(code, out, err, "no store at", str(db), "hippograph index")
+    assert not db.exists()
+    assert_one_clear_error(*cli("stats", "--db", db), "no store at")
+    assert not db.exists()
+
+
+def test_query_against_a_missing_default_store(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_one_clear_error(*cli("query", "Who?", "--mode", "bm25"), "no store at hippograph.duckdb")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hipporag"])
+def test_query_against_an_empty_store(cli, tmp_path, mode):
+    db = tmp_path / "empty.duckdb"
+    with open_store(db, read_only=False):
+        pass  # a store file with its schema and no documents
+    before = stats_json(cli, db)
+    assert before["documents"] == 0
+    code, out, err = cli("query", "Who designed the Veloria Bridge?", "--mode", mode, "--db", db)
+    assert_one_clear_error(code, out, err, "holds no passages", "hippograph index")
+    assert stats_json(cli, db) == before
+
+
+def test_query_questions_against_an_emptied_store(cli, small_store_copy, tmp_path):
+    assert cli("delete", "ada", "kettleby", "gazette", "--db", small_store_copy)[0] == 0
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"question": "Who designed the Veloria Bridge?"}\n')
+    before = stats_json(cli, small_store_copy)
+    code, out, err = cli("query", "--questions", questions, "--mode", "dense", "--json", "--db", small_store_copy)
+    assert_one_clear_error(code, out, err, "holds no passages")
+    assert stats_json(cli, small_store_copy) == before
+
+
+@pytest.fixture
+def newer_store(small_store_copy):
+    con = duckdb.connect(str(small_store_copy))
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.close()
+    return small_store_copy
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("query", "Who designed the Veloria Bridge?", "--mode", "bm25"),
+        ("query", "Who designed the Veloria Bridge?", "--mode", "hipporag", "--json"),
+        ("stats", "--json"),
+        ("delete", "ada"),
+        ("index", "NEW_DOC"),
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_store_from_a_newer_version(cli, newer_store, tmp_path, args):
+    new_doc = tmp_path / "new.txt"
+    new_doc.write_text("Port Veloria is a harbour town.")
+    args = [str(new_doc) if a == "NEW_DOC" else a for a in args]
+    before = sha256(newer_store)
+    code, out, err = cli(*args, "--db", newer_store)
+    assert_one_clear_error(code, out, err, "newer hippograph", "schema 99", "Upgrade")
+    assert sha256(newer_store) == before
+
+
+def test_store_from_a_newer_version_from_a_real_process(cli_subprocess, newer_store):
+    before = sha256(newer_store)
+    result = cli_subprocess("query", "Who?", "--mode", "dense", "--db", newer_store)
+    assert_one_clear_error(result.returncode, result.stdout.decode(), result.stderr.decode(), "newer")
+    assert result.returncode == 1
+    assert sha256(newer_store) == before
+
+
+def test_a_file_that_is_not_a_store(cli, tmp_path):
+    db = tmp_path / "notes.txt"
+    db.write_text("my notes, not a database\n" * 200)
+    before = sha256(db)
+    assert_one_clear_error(*cli("query", "Who?", "--mode", "bm25", "--db", db), "cannot open", "notes.txt")
+    assert_one_clear_error(*cli("stats", "--db", db), "cannot open")
+    assert sha256(db) == before
+
+
+def test_a_directory_as_store(cli, tmp_path, small_docs):
+    (tmp_path / "doc.txt").write_text("Port Veloria is a harbour town.")
+    assert_one_clear_error(*cli("index", tmp_path / "doc.txt", "--db", tmp_path), "is a directory")
+    assert_one_clear_error(*cli("stats", "--db", tmp_path), "is a directory")
+
+
+# ---- bad question files ---------------------------------------------------------------------------------
+
+
+def test_query_questions_file_with_malformed_json(cli, demo_store, tmp_path):
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text('{"question": "Who?"}\n{"question": \n')
+    assert_one_clear_error(*cli("query", "--questions", questions, "--db", demo_store), "questions.jsonl:2", "malformed JSON")
+
+
+@pytest.mark.parametrize("command", ["query", "eval"])
+def test_question_file_that_is_not_utf8(cli, demo_store_copy, repo_root, tmp_path, command):
+    questions = tmp_path / "questions.jsonl"
+    questions.write_bytes('{"question": "Où est né le créateur du pont?", "supporting_ids": ["demo-18"]}\n'.encode("latin-1"))
+    if command == "query":
+        args = ["query", "--questions", questions, "--mode", "bm25", "--db", demo_store_copy]
+    else:
+        args = ["eval", "--corpus", repo_root / "examples/demo/corpus.jsonl", "--questions", questions, "--db", demo_store_copy]
+    code, out, err = cli(*args)  # must be an error message, not an uncaught UnicodeDecodeError
+    assert_one_clear_error(code, out, err, "questions.jsonl", "UTF-8")
+
+
+def test_eval_questions_without_supporting_ids(cli, repo_root, tmp_path):
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text('{"id": "q1", "question": "Who?", "supporting_ids": ["demo-01"]}\n{"id": "q2", "question": "What?"}\n')
+    db = tmp_path / "eval.duckdb"
+    code, out, err = cli("eval", "--corpus", repo_root / "examples/demo/corpus.jsonl", "--questions", questions, "--db", db)
+    assert_one_clear_error(code, out, err, "questions.jsonl:2", "supporting_ids")
+    assert not db.exists()  # questions are checked before the corpus is indexed

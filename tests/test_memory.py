@@ -1,0 +1,207 @@
+"""The `Memory` API: indexing dicts, retrieval in every mode, batched retrieval, refresh, deletion, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hippograph import (
+    MODES,
+    Config,
+    Document,
+    HippographError,
+    Memory,
+    ModelNotFoundError,
+    Retrieval,
+    RetrievedPassage,
+    SeedFact,
+    StoreError,
+)
+
+
+def question(records, qid: str) -> dict:
+    return next(r for r in records if r["id"] == qid)
+
+
+# ---- indexing -------------------------------------------------------------------------------------------
+
+
+def test_index_dicts_and_documents(tmp_path, small_docs):
+    memory = Memory(tmp_path / "m.duckdb")
+    report = memory.index(small_docs[:2] + [Document("doc-3", "Gazette", "The Kettleby Gazette is a newspaper.")])
+    assert (report.documents, report.indexed, report.unchanged) == (3, 3, 0)
+    assert report.passages == 3 and report.triples > 0 and report.new_phrases > 0
+    assert set(report.seconds) >= {"chunk", "embed_passages", "extract", "write"}
+    stats = memory.stats()
+    assert (stats["documents"], stats["passages"]) == (3, 3)
+    assert stats["embedding_model"] == "all-MiniLM-L6-v2" and stats["embedding_dim"] == 384
+
+
+def test_index_paths_reads_files_and_stdin(tmp_path):
+    import io
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# Lyle gorge\nThe Lyle gorge lies east of Port Veloria.")
+    memory = Memory(tmp_path / "m.duckdb")
+    report = memory.index_paths([tmp_path / "docs", "-"], stdin=io.BytesIO(b'{"id": "s", "text": "Stdin text."}\n'))
+    assert report.indexed == 2
+    retrieval = memory.retrieve("Lyle gorge", mode="bm25", top_k=1)
+    assert (retrieval.passages[0].doc_id, retrieval.passages[0].title) == ("a.md", "Lyle gorge")
+
+
+def test_reindexing_the_same_files_by_another_path_changes_nothing(tmp_path, monkeypatch):
+    """Ids are relative to the directory given, so the same unchanged files, reached by an absolute path or from
+    another working directory, are the same documents and must not be embedded and written again."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "k.txt").write_text("Kettleby is a town in the Orne valley.")
+    memory = Memory(tmp_path / "m.duckdb")
+    monkeypatch.chdir(tmp_path)
+    assert memory.index_paths(["docs"]).indexed == 1
+    assert memory.index_paths(["./docs/"]).unchanged == 1
+    report = memory.index_paths([tmp_path / "docs"])
+    assert (report.indexed, report.unchanged) == (0, 1)
+    assert memory.stats()["generation"] == 1
+
+
+def test_default_path_comes_from_hippograph_db(monkeypatch, tmp_path):
+    monkeypatch.setenv("HIPPOGRAPH_DB", str(tmp_path / "env.duckdb"))
+    assert Memory().db_path == tmp_path / "env.duckdb"
+    monkeypatch.delenv("HIPPOGRAPH_DB")
+    monkeypatch.chdir(tmp_path)
+    assert Memory().db_path.name == "hippograph.duckdb"
+
+
+# ---- retrieval ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_retrieve_returns_typed_passages_best_first(demo_store, demo_records, demo_question_records, mode):
+    q = question(demo_question_records, "q01")["question"]
+    retrieval = Memory(demo_store).retrieve(q, mode=mode, top_k=7)
+    assert isinstance(retrieval, Retrieval)
+    assert (retrieval.question, retrieval.mode) == (q, mode)
+    assert len(retrieval.passages) == 7
+    assert len({p.passage_id for p in retrieval.passages}) == 7
+    for p in retrieval.passages:
+        assert isinstance(p, RetrievedPassage)
+        assert isinstance(p.score, float) and np.isfinite(p.score)
+        record = demo_records[p.doc_id]
+        assert p.passage_id == f"{p.doc_id}#0"  # demo documents are one passage each
+        assert p.title == record["title"]
+        assert p.text == " ".join(record["text"].split())
+    scores = [p.score for p in retrieval.passages]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] > scores[-1]
+
+
+def test_dense_finds_a_supporting_passage_for_q01(demo_store, demo_question_records):
+    q = question(demo_question_records, "q01")
+    retrieval = Memory(demo_store).retrieve(q["question"], mode="dense", top_k=5)
+    assert {p.doc_id for p in retrieval.passages} & set(q["supporting_ids"])
+
+
+def test_bm25_ranks_an_exact_title_match_first(demo_store, demo_records):
+    retrieval = Memory(demo_store).retrieve("Greythorn Hills Greythorn Beacon", mode="bm25", top_k=3)
+    assert retrieval.passages[0].title == "Greythorn Hills"
+    assert retrieval.facts == []
+
+
+def test_hipporag_reports_its_seed_facts(demo_store, demo_question_records):
+    q = question(demo_question_records, "q01")["question"]
+    retrieval = Memory(demo_store).retrieve(q, mode="hipporag", top_k=5)
+    assert retrieval.facts
+    assert all(isinstance(f, SeedFact) and isinstance(f.score, float) for f in retrieval.facts)
+    assert [f.score for f in retrieval.facts] == sorted((f.score for f in retrieval.facts), reverse=True)
+    assert any("veloria bridge" in (f.subject, f.object) for f in retrieval.facts)
+    assert Memory(demo_store).retrieve(q, mode="dense").facts == []
+
+
+def test_top_k_beyond_the_store_returns_every_passage(demo_store):
+    retrieval = Memory(demo_store).retrieve("Orne", mode="bm25", top_k=1000)
+    assert len(retrieval.passages) == 42
+    assert len({p.doc_id for p in retrieval.passages}) == 42
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_retrieve_many_equals_retrieve_one_by_one(demo_store, demo_question_records, mode):
+    memory = Memory(demo_store)
+    questions = [q["question"] for q in demo_question_records]
+    many = memory.retrieve_many(questions, mode=mode, top_k=5)
+    assert len(many) == len(questions)
+    for q, batched in zip(questions, many):
+        single = memory.retrieve(q, mode=mode, top_k=5)
+        assert batched.question == single.question == q
+        assert [p.passage_id for p in batched.passages] == [p.passage_id for p in single.passages]
+        # batched embedding may differ from a single one in the last bits (bfloat16 on some CPUs)
+        assert [p.score for p in batched.passages] == pytest.approx([p.score for p in single.passages], abs=2e-3)
+        assert [(f.subject, f.predicate, f.object) for f in batched.facts] == [
+            (f.subject, f.predicate, f.object) for f in single.facts
+        ]
+
+
+def test_retrieve_many_of_nothing(demo_store):
+    assert Memory(demo_store).retrieve_many([], mode="dense") == []
+
+
+def test_unknown_mode_is_a_hippograph_error(demo_store):
+    with pytest.raises(HippographError, match="unknown mode 'sparse'.*bm25, dense, hipporag"):
+        Memory(demo_store).retrieve("Who?", mode="sparse")
+
+
+def test_retrieve_from_a_missing_store(tmp_path):
+    with pytest.raises(StoreError, match="no store"):
+        Memory(tmp_path / "missing.duckdb").retrieve("Who?", mode="bm25")
+    assert not (tmp_path / "missing.duckdb").exists()
+
+
+# ---- refresh and deletion -------------------------------------------------------------------------------
+
+
+def test_refresh_sees_what_another_instance_indexed(small_store_copy):
+    reader, writer = Memory(small_store_copy), Memory(small_store_copy)
+    assert reader.refresh() is False  # nothing read yet
+    before = reader.retrieve("Lyle gorge Port Veloria", mode="bm25", top_k=10)
+    assert "lyle" not in {p.doc_id for p in before.passages}
+    assert reader.refresh() is False  # nothing changed
+
+    writer.index([{"id": "lyle", "title": "Lyle gorge", "text": "The Lyle gorge lies east of Port Veloria."}])
+    stale = reader.retrieve("Lyle gorge Port Veloria", mode="bm25", top_k=10)
+    assert "lyle" not in {p.doc_id for p in stale.passages}  # queries read the snapshot
+    assert reader.refresh() is True
+    fresh = reader.retrieve("Lyle gorge Port Veloria", mode="bm25", top_k=10)
+    assert fresh.passages[0].doc_id == "lyle"
+    assert reader.refresh() is False
+
+    writer.index([{"id": "lyle", "title": "Lyle gorge", "text": "The Lyle gorge lies east of Port Veloria."}])  # unchanged
+    assert reader.refresh() is False
+    writer.delete(["lyle"])
+    assert reader.refresh() is True
+
+
+def test_own_index_and_delete_are_seen_without_refresh(small_store_copy):
+    memory = Memory(small_store_copy)
+    assert memory.retrieve("Tobias Wren newspaper", mode="bm25", top_k=1).passages[0].doc_id == "gazette"
+    assert memory.delete(["gazette"]) == ["gazette"]
+    assert "gazette" not in {p.doc_id for p in memory.retrieve("Tobias Wren newspaper", mode="bm25", top_k=10).passages}
+    memory.index([{"id": "lyle", "title": "Lyle gorge", "text": "The Lyle gorge lies east of Port Veloria."}])
+    assert memory.retrieve("Lyle gorge", mode="dense", top_k=1).passages[0].doc_id == "lyle"
+
+
+def test_delete_from_a_missing_store_creates_nothing(tmp_path):
+    assert Memory(tmp_path / "none.duckdb").delete(["a"]) == []
+    assert not (tmp_path / "none.duckdb").exists()
+
+
+# ---- configuration errors -------------------------------------------------------------------------------
+
+
+def test_a_missing_spacy_model_is_a_model_not_found_error(tmp_path, small_docs):
+    """`hippograph.ModelNotFoundError` is the documented error for "a configured model is not installed"."""
+    memory = Memory(tmp_path / "m.duckdb", Config().replace(spacy_model="xx_no_such_spacy_model"))
+    with pytest.raises(ModelNotFoundError, match="xx_no_such_spacy_model"):
+        memory.index(small_docs)
+
+
+def test_unknown_config_option_is_refused():
+    with pytest.raises(ValueError, match="no_such_option"):
+        Config().replace(no_such_option=1)
