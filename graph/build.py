@@ -27,8 +27,11 @@ class PassageGraph:
     phrase_passage_counts: np.ndarray  # passages each phrase occurs in, by phrase vertex id
 
 
-def build_graph(data: GraphData, passage_ids: Sequence[str]) -> PassageGraph:
-    """Vertices: every stored phrase, then every passage in `passage_ids` order."""
+def build_graph(data: GraphData, passage_ids: Sequence[str], synonym_threshold: float = 0.0) -> PassageGraph:
+    """Vertices: every stored phrase, then every passage in `passage_ids` order.
+
+    Synonym edges below `synonym_threshold` are left out, so a stricter threshold needs no re-index.
+    """
     phrase_index = {phrase: i for i, phrase in enumerate(data.phrases)}
     offset = len(phrase_index)
     passage_index = {pid: offset + i for i, pid in enumerate(passage_ids)}
@@ -50,7 +53,7 @@ def build_graph(data: GraphData, passage_ids: Sequence[str]) -> PassageGraph:
             weights.append(1.0)
             counts[phrase_index[phrase]] += 1
     for a, b, similarity in data.synonyms:
-        if a in phrase_index and b in phrase_index:
+        if a in phrase_index and b in phrase_index and similarity >= synonym_threshold:
             edges.append((phrase_index[a], phrase_index[b]))
             weights.append(float(similarity))
 

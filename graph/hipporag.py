@@ -30,7 +30,7 @@ class GraphSearch:
 class HippoRAGRetriever:
     def __init__(self, data: GraphData, passage_ids: Sequence[str], config: Config):
         self.config = config
-        self.graph = build_graph(data, passage_ids)
+        self.graph = build_graph(data, passage_ids, config.synonym_threshold)
         self.facts = data.facts
         self.fact_vectors = data.fact_embeddings
         self.phrase_vectors = data.phrase_embeddings

@@ -20,11 +20,10 @@ def synonym_edges(
 ) -> list[tuple[str, str, float]]:
     """Edges from each new phrase to its closest phrases in `all_phrases` (which includes the new ones).
 
-    Each pair appears once, as (smaller, larger); short phrases ("us", "a1") are skipped because their
-    embeddings are close to too much.
+    Each pair appears once, as (smaller, larger). Only `synonym_candidate` phrases take part.
     """
-    eligible_new = [i for i, p in enumerate(new_phrases) if _long_enough(p, min_chars)]
-    eligible_all = np.array([i for i, p in enumerate(all_phrases) if _long_enough(p, min_chars)], dtype=np.int64)
+    eligible_new = [i for i, p in enumerate(new_phrases) if synonym_candidate(p, min_chars)]
+    eligible_all = np.array([i for i, p in enumerate(all_phrases) if synonym_candidate(p, min_chars)], dtype=np.int64)
     if not eligible_new or len(eligible_all) == 0:
         return []
     candidates = all_vectors[eligible_all]
@@ -44,5 +43,11 @@ def synonym_edges(
     return [(a, b, s) for (a, b), s in sorted(edges.items())]
 
 
-def _long_enough(phrase: str, min_chars: int) -> bool:
-    return sum(ch.isalnum() for ch in phrase) >= min_chars
+def synonym_candidate(phrase: str, min_chars: int = 3) -> bool:
+    """Whether embedding similarity can tell if this phrase names the same thing as another.
+
+    Not for short phrases ("us", "a1"), whose embeddings are close to too much, nor for phrases with
+    digits: embeddings barely see numbers, so "heinkel hd 23" and "heinkel hd 26", or two dates,
+    look like synonyms while naming different things.
+    """
+    return sum(ch.isalnum() for ch in phrase) >= min_chars and not any(ch.isdigit() for ch in phrase)

@@ -65,6 +65,17 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--k", default="2,5,10", help="comma-separated cut-offs")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=_eval)
+
+    imports = add("import-triples", help="add triples made elsewhere (JSONL of doc_id, subject, predicate, object)")
+    imports.add_argument("file", type=Path, metavar="FILE.jsonl")
+    imports.add_argument("--json", action="store_true")
+    imports.set_defaults(run=_import_triples)
+
+    export = add("export-graph", help="write the passage-entity graph as GraphML or GEXF (for Gephi, yEd)")
+    export.add_argument("--format", choices=("graphml", "gexf"), default="graphml")
+    export.add_argument("--out", type=Path, default=None, help="output file (default: hippograph.FORMAT)")
+    export.add_argument("--json", action="store_true")
+    export.set_defaults(run=_export_graph)
     return parser
 
 
@@ -147,6 +158,22 @@ def _eval(args: argparse.Namespace) -> int:
         rows = [[r.mode] + [f"{r.recall[k]:.1f}" for k in ks] + [f"{r.latency_ms_p50:.1f}", f"{r.latency_ms_p95:.1f}"]
                 for r in results]
         print(f"{len(questions)} questions, {args.corpus}\n" + format_table(rows, header))
+    return 0
+
+
+def _import_triples(args: argparse.Namespace) -> int:
+    report = _memory(args).import_triples(args.file)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(f"{args.file}: {report.imported} imported, {report.skipped} skipped (already stored), "
+              f"{report.new_phrases} new phrases, {report.new_facts} new facts, {report.synonym_edges} synonym edges")
+    return 0
+
+
+def _export_graph(args: argparse.Namespace) -> int:
+    result = _memory(args).export_graph(args.out, args.format)
+    print(json.dumps(result) if args.json else f"wrote {result['nodes']} nodes and {result['edges']} edges to {result['path']}")
     return 0
 
 

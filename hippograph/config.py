@@ -25,12 +25,14 @@ class Config:
     # cosine to fp32 >= 0.9999), else float32. "float32" forces full precision.
     embedding_precision: str = "auto"
     embedding_batch_size: int = 64
+    short_text_batch_size: int = 256  # phrases and facts: bigger batches cost the same padding
 
     # Chunking: passages ("title\ntext") fill at most this many word pieces; None = the embedder's
     # window less its two special tokens (254 for all-MiniLM-L6-v2), so nothing is truncated.
     chunk_max_tokens: int | None = None
 
-    # Triple extraction.
+    # Triple extraction and the graph; False indexes passages only (bm25 and dense; hipporag falls back to dense).
+    build_graph: bool = True
     extract_batch_size: int = 64
     extract_processes: int = 2
 
@@ -46,7 +48,7 @@ class Config:
     recognition_filter: str = "relative"  # "relative" | "none"; an LLM filter comes with LLM support
     recognition_min_ratio: float = 0.8  # keep facts scoring >= this share of the best fact's score
     # Also seed the phrases the query names, linked to their closest phrase node (HippoRAG 1).
-    entity_linking: bool = False
+    entity_linking: bool = True
     entity_link_threshold: float = 0.8
     score_fusion: str = "ppr"  # "ppr": rank by PageRank mass; "rrf": reciprocal-rank fusion with dense
 

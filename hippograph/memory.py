@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, IO
@@ -16,7 +16,7 @@ from hippograph.indexing.bm25 import BM25Index
 from hippograph.indexing.dense import DenseIndex, top_k
 from hippograph.indexing.store import GraphData, PassageTable, open_store
 from hippograph.pipeline.embed import Embedder, load_embedder
-from hippograph.pipeline.run import IndexReport, index_documents
+from hippograph.pipeline.run import ImportReport, IndexReport, import_triples, index_documents
 from hippograph.pipeline.sources import DEFAULT_MAX_DOCUMENT_BYTES, documents_from_records, read_documents
 from hippograph.types import Document, RetrievedPassage, Retrieval, SeedFact
 
@@ -101,6 +101,14 @@ class Memory:
             self._snapshot = None
         return deleted
 
+    def import_triples(self, source: str | Path | Iterable[Mapping[str, Any]]) -> ImportReport:
+        """Add triples made elsewhere (a JSONL path, or dicts with doc_id, subject, predicate, object) to the
+        passages of documents already indexed. Triples already stored for their passage are skipped."""
+        report = import_triples(self.db_path, source, self.config)
+        if report.imported:
+            self._snapshot = None
+        return report
+
     # ---- reading --------------------------------------------------------------------------------
 
     def retrieve(self, question: str, mode: str = "hipporag", top_k: int = 5) -> Retrieval:
@@ -163,6 +171,19 @@ class Memory:
     def stats(self) -> dict[str, object]:
         with open_store(self.db_path) as store:
             return store.stats()
+
+    def export_graph(self, path: str | Path | None = None, format: str = "graphml") -> dict[str, object]:
+        """Write the passage-entity graph for Gephi or yEd; `format` is graphml or gexf, the default file
+        hippograph.<format>. Returns the path and the node and edge counts."""
+        from hippograph.graph.export import check_format, to_networkx, write_graph
+
+        check_format(format)  # before reading a possibly large store
+        with open_store(self.db_path) as store:
+            passages, data = store.load_passages(), store.load_graph_data()
+        graph = to_networkx(data, passages)
+        path = Path(path) if path is not None else Path(f"hippograph.{format}")
+        write_graph(graph, path, format)
+        return {"path": str(path), "format": format, "nodes": graph.number_of_nodes(), "edges": graph.number_of_edges()}
 
     @property
     def embedder(self) -> Embedder:

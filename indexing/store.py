@@ -223,6 +223,42 @@ class Store:
             synonyms=self.con.execute("SELECT phrase_a, phrase_b, similarity FROM synonyms ORDER BY ALL").fetchall(),
         )
 
+    def document_passages(self, doc_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """(passage_id, text) of each stored document among `doc_ids`, in document order."""
+        if not doc_ids or not self._has_table("passages"):
+            return {}
+        rows = self._select_in(
+            "SELECT doc_id, passage_id, text FROM passages WHERE doc_id IN (SELECT id FROM wanted) "
+            "ORDER BY doc_id, position", doc_ids,
+        )
+        out: dict[str, list[tuple[str, str]]] = {}
+        for doc_id, passage_id, text in rows:
+            out.setdefault(doc_id, []).append((passage_id, text))
+        return out
+
+    def passage_records(
+        self, passage_ids: Sequence[str]
+    ) -> tuple[set[tuple[str, str, str, str]], set[tuple[str, str]]]:
+        """Stored (passage_id, subject, predicate, object) triples and (passage_id, phrase) links of the passages."""
+        if not passage_ids:
+            return set(), set()
+        triples = self._select_in(
+            "SELECT passage_id, subject, predicate, object FROM triples WHERE passage_id IN (SELECT id FROM wanted)",
+            passage_ids,
+        )
+        links = self._select_in(
+            "SELECT passage_id, phrase FROM passage_phrases WHERE passage_id IN (SELECT id FROM wanted)", passage_ids
+        )
+        return set(triples), set(links)
+
+    def _select_in(self, sql: str, ids: Sequence[str]) -> list[tuple]:
+        """Run `sql` with the ids registered as the one-column table `wanted(id)` (any number of ids)."""
+        self.con.register("wanted", pa.table({"id": pa.array(list(ids), type=pa.string())}))
+        try:
+            return self.con.execute(sql).fetchall()
+        finally:
+            self.con.unregister("wanted")
+
     def stats(self) -> dict[str, object]:
         counts = {}
         for table in ("documents", "passages", "triples", "phrases", "facts", "synonyms"):

@@ -26,13 +26,13 @@ class Embedder:
         self.dim = int(dimension())
         self.bfloat16 = precision == "bfloat16" or (precision == "auto" and _cpu_has_native_bf16())
 
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], progress: bool = False, batch_size: int | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._precision():
             vectors = self.model.encode(
                 list(texts),
-                batch_size=self.batch_size,
+                batch_size=batch_size or self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=progress,

@@ -119,7 +119,9 @@ def query_phrases(question: str, nlp: Language) -> list[str]:
     if doc.has_annotation("DEP"):
         spans += [c for c in doc.noun_chunks if c.root.pos_ == "PROPN" or c.root.ent_type_]
     phrases = (normalize_phrase(span.text) for span in spans)
-    return list(dict.fromkeys(p for p in phrases if p and p not in _TITLE_PRONOUNS))
+    phrases = list(dict.fromkeys(p for p in phrases if p and p not in _TITLE_PRONOUNS))
+    # "republic" inside "republic of china" names nothing new, and would seed unrelated passages.
+    return [p for p in phrases if not any(p != q and f" {p} " in f" {q} " for q in phrases)]
 
 
 def _passage_facts(passage: Passage, doc: Doc) -> PassageFacts:

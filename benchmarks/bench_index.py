@@ -1,0 +1,144 @@
+"""Speed and scale: index the 2wiki corpus (6,119 passages) from scratch and time every stage, then
+query latency per mode after load, with how a hipporag query splits its time.
+
+    python benchmarks/bench_index.py [--corpus ../shared/data/2wiki-corpus/corpus.jsonl] [--no-graph]
+
+Writes benchmarks/results/index_2wiki[_nograph].json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hippograph import Config, Memory
+from hippograph.pipeline.run import index_documents
+from hippograph.pipeline.sources import read_documents
+
+ROOT = Path(__file__).resolve().parent
+DATA = ROOT.parent.parent / "shared" / "data"
+QUERY_SETS = [DATA / "hotpotqa-dev" / "questions.jsonl", DATA / "musique-dev" / "questions.jsonl"]
+
+
+def machine() -> dict[str, object]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(memory_gb, 1), "python": platform.python_version()}
+
+
+def peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # spaCy worker processes
+    return round(max(own, children) / 1024, 1)
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(float(np.percentile(samples_ms, 50)), 2), "p95_ms": round(float(np.percentile(samples_ms, 95)), 2)}
+
+
+def query_latencies(memory: Memory, questions: list[str]) -> dict[str, dict[str, float]]:
+    result = {}
+    for mode in ("bm25", "dense", "hipporag"):
+        memory.retrieve(questions[0], mode=mode)  # load the snapshot and build the mode's index
+        samples = []
+        for question in questions:
+            start = time.perf_counter()
+            memory.retrieve(question, mode=mode, top_k=5)
+            samples.append((time.perf_counter() - start) * 1000)
+        result[mode] = percentiles(samples)
+    return result
+
+
+def hipporag_split(memory: Memory, questions: list[str]) -> dict[str, dict[str, float]]:
+    """Time each part of a hipporag query on its own: embedding, query phrases, fact scoring, PageRank."""
+    from hippograph.graph.build import personalized_pagerank
+
+    snapshot = memory._load()
+    retriever = snapshot.hipporag(memory.config)
+    parts: dict[str, list[float]] = {"embed_query": [], "query_phrases": [], "fact_scoring": [], "pagerank": []}
+    for question in questions:
+        t0 = time.perf_counter()
+        vector = memory.embedder.encode([question])[0]
+        t1 = time.perf_counter()
+        linked = retriever.link_phrases(memory._query_phrases(question), memory.embedder.encode)
+        t2 = time.perf_counter()
+        dense = snapshot.dense.scores(vector)
+        seeds = retriever.link_facts(vector)
+        reset = np.concatenate([retriever._fact_phrase_weights(seeds) + retriever._entity_phrase_weights(linked),
+                                retriever._passage_weights(dense)])
+        t3 = time.perf_counter()
+        personalized_pagerank(retriever.graph.graph, reset, memory.config.damping)
+        t4 = time.perf_counter()
+        for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            parts[name].append(seconds * 1000)
+    return {name: percentiles(samples) for name, samples in parts.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--corpus", type=Path, default=DATA / "2wiki-corpus" / "corpus.jsonl")
+    parser.add_argument("--no-graph", action="store_true", help="index passages only (bm25 and dense)")
+    parser.add_argument("--out", type=Path, default=ROOT / "results")
+    args = parser.parse_args()
+    config = Config().replace(build_graph=not args.no_graph)
+    documents = read_documents([args.corpus])
+    questions = [json.loads(line)["question"] for path in QUERY_SETS for line in path.read_text().splitlines() if line.strip()]
+    with tempfile.TemporaryDirectory() as scratch:
+        db = Path(scratch) / "bench.duckdb"
+        start = time.perf_counter()
+        report = index_documents(db, documents, config, progress=False)
+        total = time.perf_counter() - start
+        memory = Memory(db, config)
+        latency = query_latencies(memory, questions)
+        split = hipporag_split(memory, questions) if not args.no_graph else {}
+        store_mb = round(db.stat().st_size / 1e6, 1)
+    stage_rates = {stage: round(report.passages / s, 1) for stage, s in report.seconds.items() if s > 0}
+    result = {
+        "command": "python benchmarks/bench_index.py" + (" --no-graph" if args.no_graph else ""),
+        "corpus": args.corpus.parent.name, "documents": report.documents, "passages": report.passages,
+        "triples": report.triples, "phrases": report.new_phrases, "facts": report.new_facts,
+        "synonym_edges": report.synonym_edges,
+        "index_seconds": round(total, 1), "index_passages_per_s": round(report.passages / total, 1),
+        "stage_seconds": report.seconds, "stage_passages_per_s": stage_rates,
+        "peak_rss_mb": peak_rss_mb(), "store_mb": store_mb,
+        "query_latency": latency, "hipporag_split": split, "queries": len(questions), "machine": machine(),
+    }
+    name = "index_2wiki_nograph" if args.no_graph else "index_2wiki"
+    args.out.mkdir(exist_ok=True)
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{name}.md").write_text(render(result))
+    print(render(result))
+
+
+def render(r: dict) -> str:
+    lines = [
+        f"# Index benchmark: {r['corpus']} ({r['documents']} documents, {r['passages']} passages)\n",
+        f"Command: `{r['command']}`  ",
+        f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, {r['machine']['memory_gb']} GB, "
+        f"Python {r['machine']['python']}, CPU only\n",
+        f"Whole index: **{r['index_seconds']} s, {r['index_passages_per_s']} passages/s**; peak RSS {r['peak_rss_mb']} MB; "
+        f"store {r['store_mb']} MB; {r['triples']} triples, {r['phrases']} phrases, {r['facts']} facts, "
+        f"{r['synonym_edges']} synonym edges\n",
+        "| stage | seconds | passages/s |", "|---|---|---|",
+    ]
+    lines += [f"| {s} | {sec} | {r['stage_passages_per_s'].get(s, '')} |" for s, sec in r["stage_seconds"].items()]
+    lines += ["", f"Query latency after load ({r['queries']} questions, one at a time, top 5):\n",
+              "| mode | p50 ms | p95 ms |", "|---|---|---|"]
+    lines += [f"| {m} | {v['p50_ms']} | {v['p95_ms']} |" for m, v in r["query_latency"].items()]
+    if r["hipporag_split"]:
+        lines += ["", "Where a hipporag query spends its time:\n", "| part | p50 ms | p95 ms |", "|---|---|---|"]
+        lines += [f"| {m} | {v['p50_ms']} | {v['p95_ms']} |" for m, v in r["hipporag_split"].items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

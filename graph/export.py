@@ -1,0 +1,64 @@
+"""The passage-entity graph as a file for Gephi or yEd (GraphML or GEXF), through networkx.
+
+Nodes and edges are exactly those `build_graph` gives retrieval. It merges parallel edges by summing their
+weights, so an edge that is both a fact pair and a synonym pair has kind "fact+synonym" and the summed weight.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+
+from hippograph.errors import InputError
+from hippograph.graph.build import build_graph
+from hippograph.indexing.store import GraphData, PassageTable
+
+FORMATS = ("graphml", "gexf")
+_WRITERS = {"graphml": nx.write_graphml, "gexf": nx.write_gexf}
+
+
+def to_networkx(data: GraphData, passages: PassageTable) -> nx.Graph:
+    """Node ids "phrase:<text>" and "passage:<id>" (never clash); attributes label, kind, doc_id; weight, kind."""
+    built = build_graph(data, passages.passage_ids)
+    graph = nx.Graph()
+    ids = [f"phrase:{p}" for p in data.phrases] + [f"passage:{p}" for p in passages.passage_ids]
+    for node, phrase in zip(ids, data.phrases):
+        graph.add_node(node, label=phrase, kind="phrase")
+    for node, pid, doc_id, title in zip(ids[built.passage_offset :], passages.passage_ids, passages.doc_ids, passages.titles):
+        graph.add_node(node, label=title or pid, kind="passage", doc_id=doc_id)
+    kind = _edge_kinds(data, built.passage_offset)
+    for edge in built.graph.es:
+        a, b = edge.tuple
+        graph.add_edge(ids[a], ids[b], weight=float(edge["weight"]), kind=kind(a, b))
+    return graph
+
+
+def _edge_kinds(data: GraphData, offset: int):
+    """kind(a, b) for vertex ids: recomputed from the stored records, since igraph's merged edges forget it."""
+    facts = {frozenset((s, o)) for s, _, o, _ in data.fact_passages}
+    synonyms = {frozenset((a, b)) for a, b, _ in data.synonyms}
+
+    def kind(a: int, b: int) -> str:
+        if a >= offset or b >= offset:
+            return "context"  # passages connect only to the phrases they mention
+        pair = frozenset((data.phrases[a], data.phrases[b]))
+        return "+".join(name for name, pairs in (("fact", facts), ("synonym", synonyms)) if pair in pairs)
+
+    return kind
+
+
+def check_format(format: str) -> None:
+    if format not in _WRITERS:
+        raise InputError(f"unknown graph format {format!r}; choose one of {', '.join(FORMATS)}")
+
+
+def write_graph(graph: nx.Graph, path: str | Path, format: str) -> None:
+    check_format(format)
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a directory; give a file name for the graph")
+    try:
+        _WRITERS[format](graph, str(path))
+    except OSError as error:
+        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
