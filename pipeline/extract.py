@@ -103,12 +103,15 @@ def title_phrase(title: str) -> str:
 
 
 def extract_facts(
-    passages: Sequence[Passage], nlp: Language, batch_size: int = 64, n_process: int = 1
+    passages: Sequence[Passage], nlp: Language, batch_size: int = 64, n_process: int = 1, progress: bool = False
 ) -> list[PassageFacts]:
     """Parse the passages with `nlp` and return their facts and phrases, one PassageFacts per passage, in order."""
+    from tqdm.auto import tqdm
+
     limit = nlp.max_length - 1  # spaCy refuses longer texts; losing the tail of a huge passage beats crashing
     texts = (p.text[:limit] for p in passages)
-    docs = nlp.pipe(texts, batch_size=batch_size, n_process=n_process)
+    docs = nlp.pipe(texts, batch_size=batch_size, n_process=n_process if len(passages) > batch_size else 1)
+    docs = tqdm(docs, total=len(passages), desc="extract", unit="passage", disable=not progress)
     return [_passage_facts(passage, doc) for passage, doc in zip(passages, docs)]
 
 

@@ -93,7 +93,7 @@ def build_batch(
     if config.build_graph:
         with timer("extract"):
             nlp = load_spacy(config.spacy_model)
-            facts = extract_facts(passages, nlp, config.extract_batch_size, config.extract_processes)
+            facts = extract_facts(passages, nlp, config.extract_batch_size, config.extract_processes, progress)
         add_graph_records(batch, facts, state, embedder, config, timer, progress)
     timer.report.passages = len(passages)
     return batch

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from hippograph import Memory
+from hippograph.graph.synonyms import synonym_candidate
 from hippograph.indexing.store import GraphData, open_store
 
 # Corpus B shares phrases with corpus A (the small docs: Ada Marsh, Kettleby, Tobias Wren, the Veloria
@@ -46,9 +47,9 @@ def spy_encode(embedder, monkeypatch):
     seen: list[str] = []
     encode = embedder.encode
 
-    def spy(texts, progress=False):
+    def spy(texts, *args, **kwargs):
         seen.extend(texts)
-        return encode(texts, progress=progress)
+        return encode(texts, *args, **kwargs)
 
     monkeypatch.setattr(embedder, "encode", spy)
     return seen
@@ -89,7 +90,7 @@ def test_adding_documents_embeds_only_new_passages_phrases_and_facts(small_store
     assert not encoded & set(before.phrases)
     assert not encoded & {" ".join(f) for f in before.facts}
     assert not any(d["text"] in text for d in small_docs for text in encoded)
-    assert new_phrases <= encoded
+    assert {p for p in new_phrases if synonym_candidate(p)} <= encoded  # the spy sees what indexing embeds
     # ... and its rows are still there, unchanged.
     for table, old in old_rows.items():
         now = set(store_tools.sql(small_store_copy, rows.format(table)))
