@@ -18,9 +18,9 @@ FORMATS = ("graphml", "gexf")
 _WRITERS = {"graphml": nx.write_graphml, "gexf": nx.write_gexf}
 
 
-def to_networkx(data: GraphData, passages: PassageTable) -> nx.Graph:
+def to_networkx(data: GraphData, passages: PassageTable, synonym_threshold: float = 0.0) -> nx.Graph:
     """Node ids "phrase:<text>" and "passage:<id>" (never clash); attributes label, kind, doc_id; weight, kind."""
-    built = build_graph(data, passages.passage_ids)
+    built = build_graph(data, passages.passage_ids, synonym_threshold)
     graph = nx.Graph()
     ids = [f"phrase:{p}" for p in data.phrases] + [f"passage:{p}" for p in passages.passage_ids]
     for node, phrase in zip(ids, data.phrases):

@@ -42,6 +42,9 @@ class HippoRAGRetriever:
     ) -> GraphSearch:
         """`linked_phrases`: (phrase vertex, similarity) for phrases the query names (see `link_phrases`)."""
         seeds = self.link_facts(query_vector)
+        if self.config.recognition_filter == "entity":
+            seeds = self._facts_about(seeds, {phrase for phrase, _ in linked_phrases}) or recognition_filter(
+                seeds, self.config.replace(recognition_filter="relative"))
         phrase_weights = self._fact_phrase_weights(seeds) + self._entity_phrase_weights(linked_phrases)
         if not phrase_weights.any():
             return GraphSearch(dense_scores, [], used_graph=False)
@@ -58,7 +61,11 @@ class HippoRAGRetriever:
             return []
         scores = self.fact_vectors @ query_vector.astype(np.float32)
         best = [(int(i), float(scores[i])) for i in top_k(scores, self.config.linking_top_k)]
-        return recognition_filter(best, self.config)
+        return best if self.config.recognition_filter == "entity" else recognition_filter(best, self.config)
+
+    def _facts_about(self, facts: list[tuple[int, float]], phrases: set[int]) -> list[tuple[int, float]]:
+        """The facts whose subject or object is one of `phrases`."""
+        return [(f, s) for f, s in facts if phrases.intersection(self.fact_phrases[f])]
 
     def _fact_phrase_weights(self, seeds: list[tuple[int, float]]) -> np.ndarray:
         """Each seed fact gives its phrases score / (passages the phrase occurs in); averaged per phrase."""

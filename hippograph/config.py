@@ -45,8 +45,12 @@ class Config:
     linking_top_k: int = 5
     passage_node_weight: float = 0.05
     damping: float = 0.5
-    recognition_filter: str = "relative"  # "relative" | "none"; an LLM filter comes with LLM support
-    recognition_min_ratio: float = 0.8  # keep facts scoring >= this share of the best fact's score
+    # Recognition memory without an LLM (an LLM filter comes with LLM support):
+    #   "entity": of the linked facts keep those about a phrase the query names; if none is, "relative";
+    #   "relative": keep facts scoring >= recognition_min_ratio x the best fact's score;
+    #   "none": keep all `linking_top_k` facts.
+    recognition_filter: str = "entity"
+    recognition_min_ratio: float = 0.8
     # Also seed the phrases the query names, linked to their closest phrase node (HippoRAG 1).
     entity_linking: bool = True
     entity_link_threshold: float = 0.8

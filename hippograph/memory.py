@@ -180,7 +180,7 @@ class Memory:
         check_format(format)  # before reading a possibly large store
         with open_store(self.db_path) as store:
             passages, data = store.load_passages(), store.load_graph_data()
-        graph = to_networkx(data, passages)
+        graph = to_networkx(data, passages, self.config.synonym_threshold)  # the graph retrieval walks
         path = Path(path) if path is not None else Path(f"hippograph.{format}")
         write_graph(graph, path, format)
         return {"path": str(path), "format": format, "nodes": graph.number_of_nodes(), "edges": graph.number_of_edges()}
