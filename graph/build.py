@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import igraph as ig
 import numpy as np
+from scipy import sparse
 
 from hippograph.indexing.store import GraphData
 
@@ -71,3 +72,32 @@ def personalized_pagerank(graph: ig.Graph, reset: np.ndarray, damping: float) ->
         directed=False, damping=damping, reset=reset.tolist(), weights="weight", implementation="prpack"
     )
     return np.asarray(scores)
+
+
+class PowerIteration:
+    """The same Personalized PageRank as `personalized_pagerank`, for many queries on one graph.
+
+    PRPACK rebuilds its matrix on every call, which dominates a query on a large graph. Here the
+    column-stochastic transition matrix is built once, and each query is a few sparse products:
+    the error shrinks by `damping` per step, so with damping 0.5 about 35 steps reach `tolerance`.
+    Dangling vertices restart by `reset`, as in igraph. A test checks both agree.
+    """
+
+    def __init__(self, graph: ig.Graph, tolerance: float = 1e-10, max_steps: int = 1000):
+        adjacency = graph.get_adjacency_sparse(attribute="weight").tocsr().astype(np.float64)
+        degree = np.asarray(adjacency.sum(axis=1)).ravel()
+        inverse = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)
+        self.transition = (adjacency @ sparse.diags(inverse)).tocsr()  # symmetric graph: A D^-1
+        self.dangling = np.flatnonzero(degree == 0)
+        self.tolerance, self.max_steps = tolerance, max_steps
+
+    def __call__(self, reset: np.ndarray, damping: float) -> np.ndarray:
+        restart = reset / reset.sum()
+        ranks = restart.copy()
+        for _ in range(self.max_steps):
+            spread = self.transition @ ranks + ranks[self.dangling].sum() * restart
+            updated = damping * spread + (1 - damping) * restart
+            if np.abs(updated - ranks).sum() < self.tolerance:
+                return updated
+            ranks = updated
+        return ranks

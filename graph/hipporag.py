@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hippograph.config import Config
-from hippograph.graph.build import build_graph, personalized_pagerank
+from hippograph.graph.build import PowerIteration, build_graph, personalized_pagerank
 from hippograph.indexing.dense import top_k
 from hippograph.indexing.store import GraphData
 
@@ -36,6 +36,7 @@ class HippoRAGRetriever:
         self.phrase_vectors = data.phrase_embeddings
         index = self.graph.phrase_index
         self.fact_phrases = [(index.get(s), index.get(o)) for s, _, o in data.facts]
+        self._power: PowerIteration | None = None  # built on the first query
 
     def search(
         self, query_vector: np.ndarray, dense_scores: np.ndarray, linked_phrases: Sequence[tuple[int, float]] = ()
@@ -49,11 +50,18 @@ class HippoRAGRetriever:
         if not phrase_weights.any():
             return GraphSearch(dense_scores, [], used_graph=False)
         reset = np.concatenate([phrase_weights, self._passage_weights(dense_scores)])
-        ranks = personalized_pagerank(self.graph.graph, reset, self.config.damping)
+        ranks = self.pagerank(reset)
         scores = ranks[self.graph.passage_offset :]
         if self.config.score_fusion == "rrf":
             scores = reciprocal_rank_fusion([scores, dense_scores])
         return GraphSearch(scores, seeds, used_graph=True)
+
+    def pagerank(self, reset: np.ndarray) -> np.ndarray:
+        if self.config.pagerank_solver == "prpack":
+            return personalized_pagerank(self.graph.graph, reset, self.config.damping)
+        if self._power is None:
+            self._power = PowerIteration(self.graph.graph)
+        return self._power(reset, self.config.damping)
 
     def link_facts(self, query_vector: np.ndarray) -> list[tuple[int, float]]:
         """The top `linking_top_k` facts by cosine to the query, after the recognition filter."""

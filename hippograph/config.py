@@ -45,6 +45,9 @@ class Config:
     linking_top_k: int = 5
     passage_node_weight: float = 0.05
     damping: float = 0.5
+    # "power": power iteration on a transition matrix built once (same result, ~2x faster per query);
+    # "prpack": igraph's PRPACK solver, rebuilt per query.
+    pagerank_solver: str = "power"
     # Recognition memory without an LLM (an LLM filter comes with LLM support):
     #   "entity": of the linked facts keep those about a phrase the query names; if none is, "relative";
     #   "relative": keep facts scoring >= recognition_min_ratio x the best fact's score;

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, IO
 
@@ -34,7 +34,6 @@ class _Snapshot:
     dense: DenseIndex
     _bm25: BM25Index | None = None
     _hipporag: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def bm25(self) -> BM25Index:

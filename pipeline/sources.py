@@ -123,15 +123,21 @@ def _split_markdown_title(text: str, fallback: str) -> tuple[str, str]:
     return fallback, text.strip()
 
 
-def _read_jsonl(name: str, text: str, max_bytes: int) -> Iterator[tuple[str, Document]]:
+def _parse_jsonl(name: str, text: str) -> Iterator[tuple[str, Any]]:
+    """("name:line", parsed value) for every non-blank line, with errors that name the line."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{name}:{number}"
         try:
-            record = json.loads(line)
+            value = json.loads(line)
         except json.JSONDecodeError as error:
             raise InputError(f"{where}: malformed JSON ({error.msg} at column {error.colno})") from None
+        yield where, value
+
+
+def _read_jsonl(name: str, text: str, max_bytes: int) -> Iterator[tuple[str, Document]]:
+    for where, record in _parse_jsonl(name, text):
         document = _document_from_record(record, where)
         if len(document.text.encode("utf-8")) > max_bytes:
             raise InputError(f"{where}: text is over the {max_bytes / 1e6:.0f} MB limit for one document")
@@ -143,14 +149,7 @@ def read_jsonl_records(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such file: {path}")
-    for number, line in enumerate(_decode(str(path), path.read_bytes()).splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{where}: malformed JSON ({error.msg} at column {error.colno})") from None
+    for where, record in _parse_jsonl(str(path), _decode(str(path), path.read_bytes())):
         if not isinstance(record, dict):
             raise InputError(f"{where}: expected a JSON object")
         yield where, record

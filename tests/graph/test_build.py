@@ -133,3 +133,22 @@ def test_indexed_corpus_has_the_discovery_fact_edge(curie_graph):
     for pid in passages.passage_ids:
         assert got[frozenset((f"passage:{pid}", "marie curie"))] == 1.0
     assert built.phrase_passage_counts[built.phrase_index["marie curie"]] == 2
+
+
+def test_power_iteration_equals_prpack_including_dangling_vertices():
+    import igraph as ig
+    import numpy as np
+
+    from hippograph.graph.build import PowerIteration, personalized_pagerank
+
+    graph = ig.Graph.Erdos_Renyi(n=60, m=150, directed=False, loops=False)
+    graph.add_vertices(3)  # isolated vertices: their mass must restart by the reset vector
+    rng = np.random.default_rng(7)
+    graph.es["weight"] = rng.uniform(0.2, 3.0, graph.ecount()).tolist()
+    reset = np.zeros(graph.vcount())
+    reset[[0, 5, 61]] = [1.0, 0.4, 0.2]
+    reset[30:40] = 0.05
+    for damping in (0.5, 0.85):
+        expected = personalized_pagerank(graph, reset, damping)
+        got = PowerIteration(graph)(reset, damping)
+        assert np.allclose(got, expected, atol=1e-8), np.abs(got - expected).max()
