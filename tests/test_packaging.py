@@ -98,7 +98,7 @@ def test_wheel_nests_subpackages_under_hippograph(repo_root, tmp_path):
     source = tmp_path / "src"
     source.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist")
-    for name in ("hippograph", *SUBPACKAGES):
+    for name in ("src", *SUBPACKAGES):
         shutil.copytree(repo_root / name, source / name, symlinks=True, ignore=ignore)
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         if (repo_root / name).exists():
