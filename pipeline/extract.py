@@ -41,6 +41,7 @@ _TITLE_LINK_SKIPPED = SKIPPED_ENTITY_LABELS | {"NORP"}
 # Two dates or a date and a place in one sentence are rarely related to each other, only to the subject.
 _PAIR_SKIPPED = _TITLE_LINK_SKIPPED | {"DATE"}
 
+_NAME_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "FAC", "WORK_OF_ART", "EVENT", "PRODUCT"})
 _SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass"})
 _SUBJECT_INHERITING_DEPS = frozenset({"conj", "xcomp"})  # "born in X and died in Y", "went on to play for Z"
 _BE_FORMS = frozenset({"is", "was", "are", "were", "be", "been", "being", "am", "'s", "\u2019s", "'re"})
@@ -244,6 +245,9 @@ class _Extractor:
             return self.title
         if lower in self._categories and tok.pos_ == "NOUN" and _only_definite(tok):
             return self.title
+        name = _named_apposition(tok)
+        if name is not None:  # "designed by the engineer Ada Marsh": the name, not the role, is the entity
+            return self._argument(name)
         phrase = self._phrase(tok)
         if self._person_words and tok.i in self.ent_of and set(_words(phrase)) <= self._person_words:
             return self.title  # "Boritzer" later in the article about "Etan Boritzer"
@@ -385,6 +389,13 @@ def _subjects(verb: Token, children: list[Token]) -> list[Token]:
         verb = verb.head
         children = list(verb.children)
     return []
+
+
+def _named_apposition(noun: Token) -> Token | None:
+    """The named entity in apposition to a common noun ("the engineer Ada Marsh"), if any."""
+    if noun.pos_ != "NOUN" or noun.ent_type_:
+        return None
+    return next((c for c in noun.children if c.dep_ == "appos" and c.ent_type_ in _NAME_LABELS), None)
 
 
 def _pobjs(prep: Token) -> list[Token]:

@@ -309,3 +309,9 @@ def test_pipeline_without_parser_returns_only_phrases():
     facts = extract_facts([passage("Marie Curie discovered polonium.", "Marie Curie")], spacy.blank("en"))[0]
     assert facts.triples == []
     assert facts.phrases == ["marie curie"]
+
+
+def test_a_role_noun_with_a_named_apposition_becomes_the_name(nlp):
+    facts = spo(nlp, "The Veloria Bridge was designed by the engineer Ada Marsh.")
+    assert ("ada marsh", "designed", "veloria bridge") in facts
+    assert not any(s == "engineer" for s, _, _ in facts)
