@@ -73,7 +73,7 @@ def hipporag_split(memory: Memory, questions: list[str]) -> dict[str, dict[str, 
         linked = retriever.link_phrases(memory._query_phrases(question), memory.embedder.encode)
         t2 = time.perf_counter()
         dense = snapshot.dense.scores(vector)
-        seeds = retriever.link_facts(vector)
+        seeds = retriever.recognize(retriever.link_facts(vector), linked)
         reset = np.concatenate([retriever._fact_phrase_weights(seeds) + retriever._entity_phrase_weights(linked),
                                 retriever._passage_weights(dense)])
         t3 = time.perf_counter()

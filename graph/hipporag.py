@@ -24,7 +24,6 @@ from hippograph.indexing.store import GraphData
 class GraphSearch:
     passage_scores: np.ndarray  # one per passage, in the order the retriever was built with
     seed_facts: list[tuple[int, float]]  # (fact index, query similarity) that seeded the walk
-    used_graph: bool  # False when nothing matched and the dense scores were returned
 
 
 class HippoRAGRetriever:
@@ -42,19 +41,16 @@ class HippoRAGRetriever:
         self, query_vector: np.ndarray, dense_scores: np.ndarray, linked_phrases: Sequence[tuple[int, float]] = ()
     ) -> GraphSearch:
         """`linked_phrases`: (phrase vertex, similarity) for phrases the query names (see `link_phrases`)."""
-        seeds = self.link_facts(query_vector)
-        if self.config.recognition_filter == "entity":
-            seeds = self._facts_about(seeds, {phrase for phrase, _ in linked_phrases}) or recognition_filter(
-                seeds, self.config.replace(recognition_filter="relative"))
+        seeds = self.recognize(self.link_facts(query_vector), linked_phrases)
         phrase_weights = self._fact_phrase_weights(seeds) + self._entity_phrase_weights(linked_phrases)
         if not phrase_weights.any():
-            return GraphSearch(dense_scores, [], used_graph=False)
+            return GraphSearch(dense_scores, [])
         reset = np.concatenate([phrase_weights, self._passage_weights(dense_scores)])
         ranks = self.pagerank(reset)
         scores = ranks[self.graph.passage_offset :]
         if self.config.score_fusion == "rrf":
             scores = reciprocal_rank_fusion([scores, dense_scores])
-        return GraphSearch(scores, seeds, used_graph=True)
+        return GraphSearch(scores, seeds)
 
     def pagerank(self, reset: np.ndarray) -> np.ndarray:
         if self.config.pagerank_solver == "prpack":
@@ -64,16 +60,31 @@ class HippoRAGRetriever:
         return self._power(reset, self.config.damping)
 
     def link_facts(self, query_vector: np.ndarray) -> list[tuple[int, float]]:
-        """The top `linking_top_k` facts by cosine to the query, after the recognition filter."""
+        """The top `linking_top_k` facts by cosine to the query: (fact index, similarity)."""
         if len(self.facts) == 0 or self.config.linking_top_k == 0:
             return []
         scores = self.fact_vectors @ query_vector.astype(np.float32)
-        best = [(int(i), float(scores[i])) for i in top_k(scores, self.config.linking_top_k)]
-        return best if self.config.recognition_filter == "entity" else recognition_filter(best, self.config)
+        return [(int(i), float(scores[i])) for i in top_k(scores, self.config.linking_top_k)]
 
-    def _facts_about(self, facts: list[tuple[int, float]], phrases: set[int]) -> list[tuple[int, float]]:
-        """The facts whose subject or object is one of `phrases`."""
-        return [(f, s) for f, s in facts if phrases.intersection(self.fact_phrases[f])]
+    def recognize(
+        self, facts: list[tuple[int, float]], linked_phrases: Sequence[tuple[int, float]] = ()
+    ) -> list[tuple[int, float]]:
+        """Recognition memory without an LLM (HippoRAG 2 asks an LLM which linked facts are relevant).
+
+        "entity": the facts about a phrase the query names; if none is, as "relative".
+        "relative": facts scoring at least `recognition_min_ratio` of the best one.
+        "none": every linked fact.
+        """
+        mode = self.config.recognition_filter
+        if mode == "none" or not facts:
+            return facts
+        if mode == "entity":
+            named = {phrase for phrase, _ in linked_phrases}
+            about_named = [(f, s) for f, s in facts if named.intersection(self.fact_phrases[f])]
+            if about_named:
+                return about_named
+        best = max(score for _, score in facts)
+        return [(f, s) for f, s in facts if s >= self.config.recognition_min_ratio * best]
 
     def _fact_phrase_weights(self, seeds: list[tuple[int, float]]) -> np.ndarray:
         """Each seed fact gives its phrases score / (passages the phrase occurs in); averaged per phrase."""
@@ -117,18 +128,6 @@ class HippoRAGRetriever:
         low, high = float(dense_scores.min()), float(dense_scores.max())
         normalised = (dense_scores - low) / (high - low) if high > low else np.ones_like(dense_scores)
         return normalised * self.config.passage_node_weight
-
-
-def recognition_filter(facts: list[tuple[int, float]], config: Config) -> list[tuple[int, float]]:
-    """Without an LLM: keep facts scoring at least `recognition_min_ratio` of the best one ("none" keeps all).
-
-    HippoRAG 2 asks an LLM which linked facts are relevant; a fact far below the best match is
-    the non-LLM stand-in for "probably not about this question".
-    """
-    if config.recognition_filter == "none" or not facts:
-        return facts
-    best = max(score for _, score in facts)
-    return [(fact, score) for fact, score in facts if score >= config.recognition_min_ratio * best]
 
 
 def reciprocal_rank_fusion(score_lists: Sequence[np.ndarray], k: int = 60) -> np.ndarray:

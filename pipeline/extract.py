@@ -7,6 +7,7 @@ of one sentence. Co-occurrence facts only fill a per-passage budget, which keeps
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -60,6 +61,7 @@ _SPACES = re.compile(r"\s+")
 _DISAMBIGUATOR = re.compile(r"\s*\([^()]*\)\s*$")  # "Paris (1926 film)" -> "Paris"
 
 
+@functools.lru_cache(maxsize=2)
 def load_spacy(model_name: str = DEFAULT_MODEL) -> Language:
     """Load a spaCy pipeline without its unused lemmatizer; raise ModelNotFoundError if it is not installed."""
     import spacy

@@ -22,7 +22,7 @@ from hippograph.errors import StoreError
 from hippograph.graph.synonyms import synonym_candidate, synonym_edges
 from hippograph.indexing.store import open_store
 from hippograph.pipeline.chunk import chunk_documents
-from hippograph.pipeline.embed import Embedder, load_embedder
+from hippograph.pipeline.embed import Embedder, embedder_for
 from hippograph.types import Document, IndexBatch, PassageFacts
 
 
@@ -66,7 +66,7 @@ def index_documents(
     report.unchanged = len(documents) - len(todo)
     if not todo:
         return report
-    embedder = load_embedder(config.embedding_model, config.embedding_precision, config.embedding_batch_size)
+    embedder = embedder_for(config)
     batch = build_batch(todo, state, embedder, config, timer, progress)
     with timer("write"), open_store(db_path, read_only=False) as store:
         store.write(batch)
@@ -175,7 +175,7 @@ def import_triples(
         model = store.embedding_model()
     facts, report.skipped = new_passage_facts(place_triples(parsed, passages), *stored)
     if facts:
-        embedder = load_embedder(config.embedding_model, config.embedding_precision, config.embedding_batch_size)
+        embedder = embedder_for(config)
         if model != (embedder.name, embedder.dim):  # the batch has no passages, so `Store.write` cannot check
             raise StoreError(f"{db_path} holds vectors from {model[0]}, not {embedder.name}; import with the same model")
         batch = IndexBatch(embedder.name)

@@ -18,7 +18,7 @@ import pytest
 
 from hippograph import Config, Memory
 from hippograph.cli import main as cli_main
-from hippograph.pipeline.embed import load_embedder
+from hippograph.pipeline.embed import embedder_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO_ROOT / "examples" / "demo"
@@ -79,7 +79,7 @@ def config() -> Config:
 @pytest.fixture(scope="session")
 def embedder(config):
     """The process-wide embedder, loaded with the same arguments `Memory` uses (so it is shared)."""
-    return load_embedder(config.embedding_model, config.embedding_precision, config.embedding_batch_size)
+    return embedder_for(config)
 
 
 # ---- stores ---------------------------------------------------------------------------------------------

@@ -15,10 +15,10 @@ from hippograph.errors import HippographError
 from hippograph.indexing.bm25 import BM25Index
 from hippograph.indexing.dense import DenseIndex, top_k
 from hippograph.indexing.store import GraphData, PassageTable, open_store
-from hippograph.pipeline.embed import Embedder, load_embedder
+from hippograph.pipeline.embed import Embedder, embedder_for
 from hippograph.pipeline.run import ImportReport, IndexReport, import_triples, index_documents
 from hippograph.pipeline.sources import DEFAULT_MAX_DOCUMENT_BYTES, documents_from_records, read_documents
-from hippograph.types import Document, RetrievedPassage, Retrieval, SeedFact
+from hippograph.types import Document, RetrievedPassage, Retrieval, SeedFact, titled
 
 MODES = ("bm25", "dense", "hipporag")
 _BLAS = ThreadpoolController()
@@ -38,8 +38,7 @@ class _Snapshot:
     @property
     def bm25(self) -> BM25Index:
         if self._bm25 is None:
-            titled = [f"{t}\n{x}" if t else x for t, x in zip(self.passages.titles, self.passages.texts)]
-            self._bm25 = BM25Index(titled)
+            self._bm25 = BM25Index([titled(t, x) for t, x in zip(self.passages.titles, self.passages.texts)])
         return self._bm25
 
     def hipporag(self, config: Config):
@@ -66,7 +65,6 @@ class Memory:
         self.db_path = Path(db_path) if db_path is not None else default_db_path()
         self.config = config or Config()
         self._snapshot: _Snapshot | None = None
-        self._nlp = None  # spaCy, loaded on the first query that links entities
 
     # ---- writing --------------------------------------------------------------------------------
 
@@ -151,11 +149,9 @@ class Memory:
     def _query_phrases(self, question: str) -> list[str]:
         if not self.config.entity_linking:
             return []
-        from hippograph.pipeline.extract import load_spacy, query_phrases
+        from hippograph.pipeline.extract import load_spacy, query_phrases  # spaCy only for hipporag
 
-        if self._nlp is None:
-            self._nlp = load_spacy(self.config.spacy_model)
-        return query_phrases(question, self._nlp)
+        return query_phrases(question, load_spacy(self.config.spacy_model))
 
     def refresh(self) -> bool:
         """Reload the snapshot if the store changed since it was read; True if it did."""
@@ -186,8 +182,7 @@ class Memory:
 
     @property
     def embedder(self) -> Embedder:
-        c = self.config
-        return load_embedder(c.embedding_model, c.embedding_precision, c.embedding_batch_size)
+        return embedder_for(self.config)
 
     def _load(self) -> _Snapshot:
         if self._snapshot is None:

@@ -17,6 +17,11 @@ def content_hash(*parts: str) -> str:
     return digest.hexdigest()[:32]
 
 
+def titled(title: str, text: str) -> str:
+    """What passages are embedded and BM25-indexed as: "title\ntext"."""
+    return f"{title}\n{text}" if title else text
+
+
 @dataclass(frozen=True)
 class Document:
     """One input document. `doc_id` is the user's id, or a content hash when none was given."""
@@ -43,7 +48,7 @@ class Passage:
 
     @property
     def embedding_text(self) -> str:
-        return f"{self.title}\n{self.text}" if self.title else self.text
+        return titled(self.title, self.text)
 
 
 @dataclass(frozen=True)
