@@ -1,14 +1,19 @@
 """The DuckDB store: the one place in hippograph that speaks SQL.
 
 DuckDB lets one read-write process lock a file against every other process, readers included. So the
-store is opened briefly: writers compute everything first and hold the write connection only for one
-transaction; readers open read-only, copy what they need into memory and close again, retrying for a
-short while when a writer holds the lock.
+published store file is never opened for writing. A writer (`update_store`) copies it beside itself,
+writes the copy in one transaction, and renames the copy over the published file: readers keep
+reading the version they opened, the next reader sees the new one, and a writer killed at any point
+leaves only a stale copy that the next writer deletes. Writers queue on an advisory lock file; readers
+open read-only, copy what they need into memory and close again.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +25,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from hippograph.arrays import matrix_from_column, vector_column
 from hippograph.errors import StoreError
 from hippograph.types import Document, IndexBatch
 
@@ -187,7 +193,7 @@ class Store:
             doc_ids=table["doc_id"].to_pylist(),
             titles=table["title"].to_pylist(),
             texts=table["text"].to_pylist(),
-            embeddings=_matrix(table["embedding"]),
+            embeddings=matrix_from_column(table["embedding"]),
         )
 
     def phrase_vectors(self) -> tuple[list[str], np.ndarray]:
@@ -195,7 +201,7 @@ class Store:
         if not self._has_table("phrases"):
             return [], np.zeros((0, 0), dtype=np.float32)
         table = self._arrow("SELECT phrase, embedding FROM phrases ORDER BY phrase")
-        return table["phrase"].to_pylist(), _matrix(table["embedding"])
+        return table["phrase"].to_pylist(), matrix_from_column(table["embedding"])
 
     def fact_keys(self) -> set[tuple[str, str, str]]:
         if not self._has_table("facts"):
@@ -213,7 +219,7 @@ class Store:
             phrases=phrases,
             phrase_embeddings=phrase_embeddings,
             facts=fact_keys,
-            fact_embeddings=_matrix(facts["embedding"]),
+            fact_embeddings=matrix_from_column(facts["embedding"]),
             fact_passages=self.con.execute(
                 "SELECT DISTINCT subject, predicate, object, passage_id FROM triples ORDER BY ALL"
             ).fetchall(),
@@ -338,7 +344,7 @@ class Store:
             self._insert("passage_embeddings", pa.table({
                 "passage_id": [p.passage_id for p in batch.passages],
                 "model": [batch.embedding_model] * len(batch.passages),
-                "embedding": _vectors(batch.passage_embeddings),
+                "embedding": vector_column(batch.passage_embeddings),
             }))
         self._insert("triples", pa.table({
             "passage_id": [t.passage_id for t in batch.triples],
@@ -353,14 +359,14 @@ class Store:
         }))
         if batch.new_phrases:
             self._insert_new("phrases", pa.table({
-                "phrase": batch.new_phrases, "embedding": _vectors(batch.phrase_embeddings),
+                "phrase": batch.new_phrases, "embedding": vector_column(batch.phrase_embeddings),
             }), key="phrase")
         if batch.new_facts:
             self._insert_new("facts", pa.table({
                 "subject": [f[0] for f in batch.new_facts],
                 "predicate": [f[1] for f in batch.new_facts],
                 "object": [f[2] for f in batch.new_facts],
-                "embedding": _vectors(batch.fact_embeddings),
+                "embedding": vector_column(batch.fact_embeddings),
             }), key="subject, predicate, object")
         self._insert("synonyms", pa.table({
             "phrase_a": [a for a, _, _ in batch.synonyms],
@@ -389,38 +395,118 @@ class Store:
                 self.con.unregister("incoming")
 
 
-def _vectors(matrix: np.ndarray) -> pa.FixedSizeListArray:
-    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1])
-
-
-def _matrix(column: pa.ChunkedArray) -> np.ndarray:
-    array = column.combine_chunks()
-    if len(array) == 0:
-        return np.zeros((0, 0), dtype=np.float32)
-    return array.values.to_numpy(zero_copy_only=False).reshape(len(array), -1).astype(np.float32, copy=False)
-
-
 @contextmanager
-def open_store(path: str | Path, read_only: bool = True, lock_timeout: float = 30.0) -> Iterator[Store]:
-    """Open the store briefly. Readers need an existing store; a writer creates it.
+def open_store(path: str | Path, lock_timeout: float = 30.0) -> Iterator[Store]:
+    """Open the published store read-only, briefly. Writing goes through `update_store`.
 
-    A lock held by another process is waited out for up to `lock_timeout` seconds.
+    Published files are only ever replaced, never written in place, so no hippograph writer holds a
+    lock on them; a lock held by some other program is waited out for up to `lock_timeout` seconds.
     """
     path = Path(path)
-    if read_only and not path.exists():
+    if not path.exists():
         raise StoreError(f"no store at {path}. Index documents first: hippograph index PATH --db {path}")
-    if path.exists() and path.is_dir():
+    if path.is_dir():
         raise StoreError(f"{path} is a directory, not a store file")
-    connection = _connect(path, read_only, lock_timeout)
-    store = Store(connection, path, read_only)
+    connection = _connect(path, True, lock_timeout)
+    store = Store(connection, path, read_only=True)
     try:
         store._check_version()
-        if not read_only:
-            store._create_schema()
         yield store
     finally:
         connection.close()
+
+
+@contextmanager
+def update_store(path: str | Path, lock_timeout: float = 600.0) -> Iterator[Store]:
+    """Write a new version of the store and publish it atomically when the block succeeds.
+
+    The block writes a copy (`<store>.next`); on success the copy is checkpointed, synced and renamed
+    over the store. On an error, or if the process dies, the published store is untouched.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory, not a store file")
+    with writer_lock(path, lock_timeout):
+        staging = path.with_name(path.name + ".next")
+        _remove_with_wal(staging)  # left by a writer that was killed
+        if path.exists():
+            _checkpoint_wal(path, lock_timeout)
+            shutil.copyfile(path, staging)
+        connection = _connect(staging, False, lock_timeout)
+        store = Store(connection, path, read_only=False)
+        try:
+            store._check_version()
+            store._create_schema()
+            yield store
+            store._run("CHECKPOINT")
+        except BaseException:
+            connection.close()
+            _remove_with_wal(staging)
+            raise
+        connection.close()
+        _publish(staging, path)
+
+
+@contextmanager
+def writer_lock(path: str | Path, timeout: float = 600.0) -> Iterator[None]:
+    """Hold the store's advisory writer lock (`<store>.lock`), so writers take turns.
+
+    Re-entrant within a process. The kernel drops the lock when its holder dies, so a killed writer
+    never blocks the next one.
+    """
+    key = str(Path(path).resolve())
+    if key in _HELD_LOCKS:
+        yield
+        return
+    lock_path = Path(path).with_name(Path(path).name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreError(f"another process kept writing {path} for {timeout:.0f} s; try again later") from None
+                time.sleep(0.1)
+        _HELD_LOCKS.add(key)
+        try:
+            yield
+        finally:
+            _HELD_LOCKS.discard(key)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_HELD_LOCKS: set[str] = set()
+
+
+def _publish(staging: Path, path: Path) -> None:
+    """Make the written copy durable, then swap it in: a rename is atomic, so readers see old or new."""
+    with open(staging, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(staging, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _checkpoint_wal(path: Path, lock_timeout: float) -> None:
+    """Fold a write-ahead log left beside the store into it (a store written by other tools), so a
+    file copy holds every committed row."""
+    if Path(f"{path}.wal").exists():
+        connection = _connect(path, False, lock_timeout)
+        try:
+            connection.execute("CHECKPOINT").fetchall()
+        finally:
+            connection.close()
+
+
+def _remove_with_wal(path: Path) -> None:
+    for stale in (path, Path(f"{path}.wal")):
+        stale.unlink(missing_ok=True)
 
 
 def _connect(path: Path, read_only: bool, lock_timeout: float) -> duckdb.DuckDBPyConnection:

@@ -9,7 +9,7 @@ import json
 import duckdb
 import pytest
 
-from hippograph.indexing.store import open_store
+from hippograph.indexing.store import open_store, update_store
 
 
 def assert_one_clear_error(code: int, out: str, err: str, *words: str) -> None:
@@ -176,7 +176,7 @@ def test_query_against_a_missing_default_store(cli, tmp_path, monkeypatch):
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hipporag"])
 def test_query_against_an_empty_store(cli, tmp_path, mode):
     db = tmp_path / "empty.duckdb"
-    with open_store(db, read_only=False):
+    with update_store(db):
         pass  # a store file with its schema and no documents
     before = stats_json(cli, db)
     assert before["documents"] == 0

@@ -158,7 +158,7 @@ def test_retrieve_from_a_missing_store(tmp_path):
 
 
 def test_refresh_sees_what_another_instance_indexed(small_store_copy):
-    reader, writer = Memory(small_store_copy), Memory(small_store_copy)
+    reader, writer = Memory(small_store_copy, auto_refresh=False), Memory(small_store_copy)
     assert reader.refresh() is False  # nothing read yet
     before = reader.retrieve("Lyle gorge Port Veloria", mode="bm25", top_k=10)
     assert "lyle" not in {p.doc_id for p in before.passages}
@@ -176,6 +176,19 @@ def test_refresh_sees_what_another_instance_indexed(small_store_copy):
     assert reader.refresh() is False
     writer.delete(["lyle"])
     assert reader.refresh() is True
+
+
+def test_queries_answer_from_the_newest_published_store_by_default(small_store_copy):
+    reader, writer = Memory(small_store_copy), Memory(small_store_copy)
+    question = "Lyle gorge Port Veloria"
+    assert "lyle" not in {p.doc_id for p in reader.retrieve(question, mode="bm25", top_k=10).passages}
+    generation = reader._snapshot.generation
+    writer.index([{"id": "lyle", "title": "Lyle gorge", "text": "The Lyle gorge lies east of Port Veloria."}])
+    assert reader.retrieve(question, mode="bm25", top_k=10).passages[0].doc_id == "lyle"
+    assert reader._snapshot.generation == generation + 1
+    snapshot = reader._snapshot
+    reader.retrieve(question, mode="bm25")
+    assert reader._snapshot is snapshot, "an unchanged store is not read again"
 
 
 def test_own_index_and_delete_are_seen_without_refresh(small_store_copy):

@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     index = add("index", help="index .txt/.md/.jsonl files, directories, or - for stdin")
     index.add_argument("paths", nargs="+", metavar="PATH")
     index.add_argument("--max-document-mb", type=float, default=5.0, help="largest document accepted (default 5)")
+    index.add_argument("--work-dir", type=Path, default=None,
+                       help="run the stages over shard files kept here, so a killed run resumes where it stopped")
     index.add_argument("--json", action="store_true", help="print the report as JSON")
     index.set_defaults(run=_index)
 
@@ -86,7 +88,8 @@ def _memory(args: argparse.Namespace, db: Path | None = None) -> Memory:
 def _index(args: argparse.Namespace) -> int:
     memory = _memory(args)
     report = memory.index_paths(
-        args.paths, stdin=sys.stdin.buffer, progress=sys.stderr.isatty(), max_document_bytes=int(args.max_document_mb * 1e6)
+        args.paths, stdin=sys.stdin.buffer, progress=sys.stderr.isatty(),
+        max_document_bytes=int(args.max_document_mb * 1e6), work_dir=args.work_dir,
     )
     if args.json:
         print(json.dumps(report.to_dict()))

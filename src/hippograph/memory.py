@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,15 +12,17 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from hippograph.config import Config, default_db_path
-from hippograph.errors import HippographError
+from hippograph.errors import HippographError, StoreError
 from hippograph.indexing.bm25 import BM25Index
 from hippograph.indexing.dense import DenseIndex, top_k
-from hippograph.indexing.store import GraphData, PassageTable, open_store
+from hippograph.indexing.store import GraphData, PassageTable, open_store, update_store
 from hippograph.pipeline.embed import Embedder, embedder_for
 from hippograph.pipeline.run import ImportReport, IndexReport, import_triples, index_documents
+from hippograph.pipeline.shards import index_in_shards
 from hippograph.pipeline.sources import DEFAULT_MAX_DOCUMENT_BYTES, documents_from_records, read_documents
 from hippograph.types import Document, RetrievedPassage, Retrieval, SeedFact, titled
 
+log = logging.getLogger("hippograph")
 MODES = ("bm25", "dense", "hipporag")
 _BLAS = ThreadpoolController()
 
@@ -29,6 +32,7 @@ class _Snapshot:
     """What queries read, copied out of the store so no connection stays open."""
 
     generation: int
+    file_identity: tuple[int, int, int] | None
     passages: PassageTable
     graph_data: GraphData
     dense: DenseIndex
@@ -57,20 +61,27 @@ class Memory:
     >>> memory.retrieve("Who designed the Veloria Bridge?", mode="hipporag", top_k=3).passages[0].doc_id
     'a'
 
-    Queries read an in-memory snapshot of the store; `refresh()` reloads it when another process
-    has indexed since (indexing through this object refreshes it by itself).
+    Queries read an in-memory snapshot of the store, so they never wait for an index run. With
+    `auto_refresh` (the default) a query first checks whether a newer store was published, by another
+    process or this one, and reloads if so; otherwise call `refresh()` when you want the new state.
     """
 
-    def __init__(self, db_path: str | Path | None = None, config: Config | None = None):
+    def __init__(self, db_path: str | Path | None = None, config: Config | None = None, auto_refresh: bool = True):
         self.db_path = Path(db_path) if db_path is not None else default_db_path()
         self.config = config or Config()
+        self.auto_refresh = auto_refresh
         self._snapshot: _Snapshot | None = None
 
     # ---- writing --------------------------------------------------------------------------------
 
-    def index(self, documents: Iterable[dict[str, Any] | Document], progress: bool = False) -> IndexReport:
-        """Index documents given as dicts ({"id"?, "title"?, "text", ...}) or `Document`s."""
-        return self._index(documents_from_records(documents), progress)
+    def index(
+        self, documents: Iterable[dict[str, Any] | Document], progress: bool = False, work_dir: str | Path | None = None
+    ) -> IndexReport:
+        """Index documents given as dicts ({"id"?, "title"?, "text", ...}) or `Document`s.
+
+        With `work_dir`, the stages run over shard files kept there until loaded, so a run that is
+        killed resumes where it stopped when called again (see `hippograph.pipeline.shards`)."""
+        return self._index(documents_from_records(documents), progress, work_dir)
 
     def index_paths(
         self,
@@ -78,12 +89,16 @@ class Memory:
         stdin: IO[bytes] | None = None,
         progress: bool = False,
         max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+        work_dir: str | Path | None = None,
     ) -> IndexReport:
-        """Index .txt/.md/.jsonl files and directory trees; `-` reads standard input."""
-        return self._index(read_documents(paths, stdin, max_document_bytes), progress)
+        """Index .txt/.md/.jsonl files and directory trees; `-` reads standard input. `work_dir`: as in `index`."""
+        return self._index(read_documents(paths, stdin, max_document_bytes), progress, work_dir)
 
-    def _index(self, documents: list[Document], progress: bool) -> IndexReport:
-        report = index_documents(self.db_path, documents, self.config, progress=progress)
+    def _index(self, documents: list[Document], progress: bool, work_dir: str | Path | None) -> IndexReport:
+        if work_dir is None:
+            report = index_documents(self.db_path, documents, self.config, progress=progress)
+        else:
+            report = index_in_shards(self.db_path, documents, work_dir, self.config, progress=progress)
         if report.indexed:
             self._snapshot = None
         return report
@@ -92,7 +107,10 @@ class Memory:
         """Remove documents and all derived from them; returns the ids that were stored."""
         if not self.db_path.exists():
             return []
-        with open_store(self.db_path, read_only=False) as store:
+        with open_store(self.db_path) as store:
+            if not set(doc_ids) & set(store.document_hashes()):
+                return []
+        with update_store(self.db_path) as store:
             deleted = store.delete_documents(doc_ids)
         if deleted:
             self._snapshot = None
@@ -154,14 +172,14 @@ class Memory:
         return query_phrases(question, load_spacy(self.config.spacy_model))
 
     def refresh(self) -> bool:
-        """Reload the snapshot if the store changed since it was read; True if it did."""
-        if self._snapshot is None:
+        """Drop the snapshot if a newer store was published since it was read; True if one was.
+
+        Each write publishes a new file (see `update_store`), so a `stat` tells; queries call this
+        themselves when `auto_refresh` is on."""
+        if self._snapshot is None or _file_identity(self.db_path) == self._snapshot.file_identity:
             return False
-        with open_store(self.db_path) as store:
-            changed = store.generation() != self._snapshot.generation
-        if changed:
-            self._snapshot = None
-        return changed
+        self._snapshot = None
+        return True
 
     def stats(self) -> dict[str, object]:
         with open_store(self.db_path) as store:
@@ -185,8 +203,30 @@ class Memory:
         return embedder_for(self.config)
 
     def _load(self) -> _Snapshot:
+        previous = self._snapshot
+        if self.auto_refresh:
+            self.refresh()
         if self._snapshot is None:
-            with open_store(self.db_path) as store:
-                generation, passages, graph_data = store.generation(), store.load_passages(), store.load_graph_data()
-            self._snapshot = _Snapshot(generation, passages, graph_data, DenseIndex(passages.embeddings))
+            try:
+                self._snapshot = self._read_snapshot()
+            except StoreError as error:
+                if previous is None:
+                    raise
+                # A long-lived app keeps answering from the last state it read rather than failing.
+                log.warning("hippograph: keeping the snapshot of generation %d: %s", previous.generation, error)
+                self._snapshot = previous
         return self._snapshot
+
+    def _read_snapshot(self) -> _Snapshot:
+        identity = _file_identity(self.db_path)  # before reading: a publish during the read shows next time
+        with open_store(self.db_path) as store:
+            generation, passages, graph_data = store.generation(), store.load_passages(), store.load_graph_data()
+        return _Snapshot(generation, identity, passages, graph_data, DenseIndex(passages.embeddings))
+
+
+def _file_identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size

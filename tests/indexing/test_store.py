@@ -11,7 +11,7 @@ import pytest
 
 from hippograph import Config, Memory, StoreError
 from hippograph.indexing import store as store_module
-from hippograph.indexing.store import SCHEMA_VERSION, Store, documents_in, open_store
+from hippograph.indexing.store import SCHEMA_VERSION, Store, documents_in, open_store, update_store
 
 BASE_TABLES = {"meta", "documents", "passages", "triples", "passage_phrases", "synonyms"}
 EMBEDDING_TABLES = {"passage_embeddings", "phrases", "facts"}
@@ -97,7 +97,7 @@ def mentions(path, store_tools, word: str) -> dict[str, int]:
 
 def test_writer_creates_schema_with_version_and_generation_zero(tmp_path):
     path = tmp_path / "new.duckdb"
-    with open_store(path, read_only=False) as store:
+    with update_store(path) as store:
         assert store.generation() == 0
         assert store.embedding_model() is None
     assert path.is_file()
@@ -212,7 +212,7 @@ def test_write_failing_halfway_leaves_store_unchanged(small_store_copy, store_to
     assert after == before
 
 
-def test_failed_first_write_leaves_an_empty_store_that_indexes_later(tmp_path, small_docs, store_tools, monkeypatch):
+def test_failed_first_write_leaves_no_store_and_indexes_later(tmp_path, small_docs, store_tools, monkeypatch):
     path = tmp_path / "first.duckdb"
     original = Store._insert
 
@@ -224,10 +224,8 @@ def test_failed_first_write_leaves_an_empty_store_that_indexes_later(tmp_path, s
     monkeypatch.setattr(store_module.Store, "_insert", failing_insert)
     with pytest.raises(InjectedFailure):
         Memory(path).index(small_docs)
-    assert generation(path) == 0
-    with open_store(path) as store:
-        assert store.embedding_model() is None
-        assert store.document_hashes() == {}
+    assert not path.exists(), "nothing is published until the write succeeds"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.duckdb.lock"], "the staging copy is removed"
     monkeypatch.undo()
     report = Memory(path).index(small_docs)
     assert report.indexed == len(small_docs)
@@ -334,9 +332,9 @@ def test_store_from_a_newer_schema_version_is_refused(small_store_copy, small_do
     con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     con.close()
     before = dump(small_store_copy, store_tools.ALL_TABLES)
-    for read_only in (True, False):
+    for opener in (open_store, update_store):
         with pytest.raises(StoreError, match="newer") as error:
-            with open_store(small_store_copy, read_only=read_only):
+            with opener(small_store_copy):
                 pass
         assert "99" in str(error.value)
     with pytest.raises(StoreError, match="newer"):
@@ -356,7 +354,7 @@ def test_read_only_open_of_a_missing_store_fails_without_creating_it(tmp_path):
 
 def test_a_directory_is_not_a_store(tmp_path):
     with pytest.raises(StoreError, match="directory"):
-        with open_store(tmp_path, read_only=False):
+        with update_store(tmp_path):
             pass
 
 

@@ -1,0 +1,184 @@
+"""The load step: merge what the stages made into the store, in one transaction, and publish it.
+
+Loading holds the store's writer lock while it reads what the store holds, adds what is new
+(phrases and facts not yet stored, synonym edges of new phrases against all phrases) and writes.
+It never blocks readers: `update_store` writes a copy and swaps it in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hippograph.config import Config
+from hippograph.graph.synonyms import synonym_edges
+from hippograph.indexing.store import Store, open_store, update_store, writer_lock
+from hippograph.pipeline.embed import embedder_for
+from hippograph.pipeline.stages import FactKey, GraphVectors, embed_texts
+from hippograph.types import Document, IndexBatch, Passage, PassageFacts
+
+
+@dataclass
+class IndexReport:
+    documents: int = 0
+    indexed: int = 0
+    unchanged: int = 0
+    passages: int = 0
+    triples: int = 0
+    new_phrases: int = 0
+    new_facts: int = 0
+    synonym_edges: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """What the store already holds that indexing needs to know."""
+
+    content_hashes: dict[str, str]
+    phrases: list[str]
+    phrase_vectors: np.ndarray
+    fact_keys: set[FactKey]
+
+    @staticmethod
+    def read(db_path: str | Path) -> "StoreState":
+        if not Path(db_path).exists():
+            return StoreState({}, [], np.zeros((0, 0), np.float32), set())
+        with open_store(db_path) as store:
+            return StoreState.of(store)
+
+    @staticmethod
+    def of(store: Store) -> "StoreState":
+        return StoreState(store.document_hashes(), *store.phrase_vectors(), store.fact_keys())
+
+
+@dataclass
+class StageOutput:
+    """What the stages made for some documents: passages row-aligned with their vectors; `facts` empty
+    when the graph is not built."""
+
+    documents: list[Document]
+    passages: list[Passage]
+    passage_vectors: np.ndarray
+    facts: list[PassageFacts]
+    graph_vectors: GraphVectors
+
+    @staticmethod
+    def concat(parts: Sequence["StageOutput"], dim: int) -> "StageOutput":
+        return StageOutput(
+            documents=[d for p in parts for d in p.documents],
+            passages=[x for p in parts for x in p.passages],
+            passage_vectors=np.vstack([p.passage_vectors for p in parts]) if parts else np.zeros((0, dim), np.float32),
+            facts=[f for p in parts for f in p.facts],
+            graph_vectors=GraphVectors.concat([p.graph_vectors for p in parts], dim),
+        )
+
+
+def load(db_path: str | Path, output: StageOutput, config: Config, report: IndexReport | None = None) -> IndexReport:
+    """Add `output` to the store in one transaction. Documents the store already holds unchanged are
+    skipped, so loading the same output twice adds nothing."""
+    report = report or IndexReport(documents=len(output.documents))
+    timer = StageTimer(report)
+    with writer_lock(db_path):
+        with timer("read_store"):
+            state = StoreState.read(db_path)
+        given = len(output.documents)
+        output = _without_stored(output, state)
+        report.unchanged += given - len(output.documents)
+        if not output.documents:
+            return report
+        with timer("merge"):
+            batch = merge(output, state, config)
+        with timer("write"), update_store(db_path) as store:
+            store.write(batch)
+    report.indexed, report.passages, report.triples = len(batch.documents), len(batch.passages), len(batch.triples)
+    report.new_phrases, report.new_facts = len(batch.new_phrases), len(batch.new_facts)
+    report.synonym_edges = len(batch.synonyms)
+    return report
+
+
+def merge(output: StageOutput, state: StoreState, config: Config) -> IndexBatch:
+    """The batch to write: the documents with their passages and graph records, vectors for phrases
+    and facts the store lacks (reused from the stages, else embedded here), synonym edges of new phrases."""
+    embedder = embedder_for(config)
+    batch = IndexBatch(embedder.name, output.documents, output.passages, output.passage_vectors)
+    known_phrases = set(state.phrases)
+    new_phrases: dict[str, None] = {}  # ordered sets
+    new_facts: dict[FactKey, None] = {}
+    for passage_facts in output.facts:
+        batch.passage_phrases.extend((passage_facts.passage_id, phrase) for phrase in passage_facts.phrases)
+        new_phrases.update((p, None) for p in passage_facts.phrases if p not in known_phrases)
+        batch.triples.extend(passage_facts.triples)
+        new_facts.update(((t.subject, t.predicate, t.object), None) for t in passage_facts.triples)
+    for key in state.fact_keys.intersection(new_facts):
+        del new_facts[key]
+    vectors = _vectors_for(list(new_phrases), list(new_facts), output.graph_vectors, config)
+    batch.new_phrases, batch.phrase_embeddings = vectors.phrases, vectors.phrase_vectors
+    batch.new_facts, batch.fact_embeddings = vectors.facts, vectors.fact_vectors
+    all_phrases = state.phrases + batch.new_phrases
+    all_vectors = batch.phrase_embeddings if state.phrase_vectors.size == 0 else np.vstack([state.phrase_vectors, batch.phrase_embeddings])
+    batch.synonyms = synonym_edges(
+        batch.new_phrases, batch.phrase_embeddings, all_phrases, all_vectors,
+        config.synonym_threshold, config.synonym_top_k, config.synonym_min_chars,
+    )
+    return batch
+
+
+def _vectors_for(phrases: list[str], facts: list[FactKey], made: GraphVectors, config: Config) -> GraphVectors:
+    """Vectors of `phrases` and `facts`, row-aligned: from `made` where the stages embedded them; the
+    rest (e.g. phrases another run deleted after the stages looked) are embedded now."""
+    phrase_vectors = dict(zip(made.phrases, made.phrase_vectors))
+    fact_vectors = dict(zip(made.facts, made.fact_vectors))
+    missing = embed_texts(
+        [p for p in phrases if p not in phrase_vectors], [f for f in facts if f not in fact_vectors], config
+    )
+    phrase_vectors.update(zip(missing.phrases, missing.phrase_vectors))
+    fact_vectors.update(zip(missing.facts, missing.fact_vectors))
+    dim = embedder_for(config).dim
+    return GraphVectors(phrases, _rows(phrase_vectors, phrases, dim), facts, _rows(fact_vectors, facts, dim))
+
+
+def _rows(vectors: dict, keys: list, dim: int) -> np.ndarray:
+    return np.vstack([vectors[key] for key in keys]) if keys else np.zeros((0, dim), np.float32)
+
+
+def _without_stored(output: StageOutput, state: StoreState) -> StageOutput:
+    """`output` less the documents the store holds with the same content (loaded by an earlier run)."""
+    todo = {d.doc_id for d in output.documents if state.content_hashes.get(d.doc_id) != d.content_hash}
+    if len(todo) == len(output.documents):
+        return output
+    rows = [i for i, p in enumerate(output.passages) if p.doc_id in todo]
+    kept_passages = {output.passages[i].passage_id for i in rows}
+    return StageOutput(
+        documents=[d for d in output.documents if d.doc_id in todo],
+        passages=[output.passages[i] for i in rows],
+        passage_vectors=output.passage_vectors[rows],
+        facts=[f for f in output.facts if f.passage_id in kept_passages],
+        graph_vectors=output.graph_vectors,
+    )
+
+
+class StageTimer:
+    """`with timer("stage"):` adds the block's wall time to the report."""
+
+    def __init__(self, report: IndexReport):
+        self.report = report
+        self._stage = ""
+
+    def __call__(self, stage: str) -> "StageTimer":
+        self._stage = stage
+        return self
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        elapsed = time.perf_counter() - self._start
+        self.report.seconds[self._stage] = round(self.report.seconds.get(self._stage, 0.0) + elapsed, 3)
