@@ -306,3 +306,16 @@ def index_in_shards(
     pending = sum(pq.read_metadata(Path(s) / DOCUMENTS).num_rows for s in shards)
     report.unchanged = len(documents) - pending
     return load_shards(db_path, shards, config, report)
+
+
+def plan_sources(
+    sources: Sequence[str | Path],
+    db_path: str | Path,
+    work_dir: str | Path,
+    config: Config = Config(),
+    shard_size: int = DEFAULT_SHARD_SIZE,
+) -> list[str]:
+    """`plan_documents` over .txt/.md/.jsonl files and folders (as `hippograph index` reads them)."""
+    from hippograph.pipeline.sources import read_documents
+
+    return plan_documents(read_documents(sources), db_path, work_dir, config, shard_size)

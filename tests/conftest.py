@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 from hippograph import Config, Memory
@@ -110,12 +111,54 @@ def sql(path: Path, query: str, params=None) -> list[tuple]:
         con.close()
 
 
+# Row keys of the tables with an embedding column, to line their vectors up between two stores.
+EMBEDDING_KEYS = {"passage_embeddings": "passage_id", "phrases": "phrase", "facts": "subject, predicate, object"}
+
+
+def store_contents(path: Path) -> dict[str, object]:
+    """Everything a store holds, independent of how it was built: every table's rows sorted (without
+    load timestamps and the write counter), and each embedding table's vectors by key."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = {"meta": con.execute("SELECT * FROM meta WHERE key <> 'generation' ORDER BY ALL").fetchall()}
+        for table in ALL_TABLES:
+            columns = [c for (c,) in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                [table]).fetchall() if c not in ("embedding", "ingested_at")]
+            columns = ["round(similarity, 3)" if c == "similarity" else c for c in columns]
+            rows[table] = con.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY ALL").fetchall()
+        for table, key in EMBEDDING_KEYS.items():
+            ordered = con.execute(f"SELECT embedding FROM {table} ORDER BY {key}").fetchall()
+            rows[f"{table}.vectors"] = np.array([v for (v,) in ordered], dtype=np.float32)
+        return rows
+    finally:
+        con.close()
+
+
+def assert_same_store(a: Path, b: Path, min_cosine: float = 0.9999) -> None:
+    """Same rows in every table; every vector the same up to `min_cosine` (texts embedded in other
+    batches differ in the last bits, more so in bfloat16)."""
+    left, right = store_contents(a), store_contents(b)
+    for name in left:
+        if name.endswith(".vectors"):
+            assert left[name].shape == right[name].shape, name
+            if len(left[name]):
+                cosine = (left[name] * right[name]).sum(axis=1)
+                norms = np.linalg.norm(left[name], axis=1) * np.linalg.norm(right[name], axis=1)
+                assert np.all(cosine[norms > 0] >= min_cosine * norms[norms > 0]), name
+                assert np.array_equal(norms > 0, np.linalg.norm(right[name], axis=1) > 0), name
+        else:
+            assert left[name] == right[name], name
+
+
 class StoreTools:
     """Helpers for looking into a store file with duckdb directly, independent of `Store`."""
 
     ALL_TABLES = ALL_TABLES
     DERIVED_TABLES = DERIVED_TABLES
     copy = staticmethod(copy_store)
+    contents = staticmethod(store_contents)
+    assert_same = staticmethod(assert_same_store)
     counts = staticmethod(table_counts)
     sql = staticmethod(sql)
 

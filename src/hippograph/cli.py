@@ -13,6 +13,7 @@ from pathlib import Path
 from hippograph.config import Config, default_db_path
 from hippograph.errors import HippographError, InputError
 from hippograph.memory import MODES, Memory
+from hippograph.pipeline.shards import DEFAULT_SHARD_SIZE
 from hippograph.types import Retrieval
 
 
@@ -40,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--max-document-mb", type=float, default=5.0, help="largest document accepted (default 5)")
     index.add_argument("--work-dir", type=Path, default=None,
                        help="run the stages over shard files kept here, so a killed run resumes where it stopped")
+    index.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
+                       help=f"documents per shard with --work-dir (default {DEFAULT_SHARD_SIZE})")
     index.add_argument("--json", action="store_true", help="print the report as JSON")
     index.set_defaults(run=_index)
 
@@ -89,7 +92,7 @@ def _index(args: argparse.Namespace) -> int:
     memory = _memory(args)
     report = memory.index_paths(
         args.paths, stdin=sys.stdin.buffer, progress=sys.stderr.isatty(),
-        max_document_bytes=int(args.max_document_mb * 1e6), work_dir=args.work_dir,
+        max_document_bytes=int(args.max_document_mb * 1e6), work_dir=args.work_dir, shard_size=args.shard_size,
     )
     if args.json:
         print(json.dumps(report.to_dict()))

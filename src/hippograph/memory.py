@@ -18,7 +18,7 @@ from hippograph.indexing.dense import DenseIndex, top_k
 from hippograph.indexing.store import GraphData, PassageTable, open_store, update_store
 from hippograph.pipeline.embed import Embedder, embedder_for
 from hippograph.pipeline.run import ImportReport, IndexReport, import_triples, index_documents
-from hippograph.pipeline.shards import index_in_shards
+from hippograph.pipeline.shards import DEFAULT_SHARD_SIZE, index_in_shards
 from hippograph.pipeline.sources import DEFAULT_MAX_DOCUMENT_BYTES, documents_from_records, read_documents
 from hippograph.types import Document, RetrievedPassage, Retrieval, SeedFact, titled
 
@@ -75,13 +75,18 @@ class Memory:
     # ---- writing --------------------------------------------------------------------------------
 
     def index(
-        self, documents: Iterable[dict[str, Any] | Document], progress: bool = False, work_dir: str | Path | None = None
+        self,
+        documents: Iterable[dict[str, Any] | Document],
+        progress: bool = False,
+        work_dir: str | Path | None = None,
+        shard_size: int = DEFAULT_SHARD_SIZE,
     ) -> IndexReport:
         """Index documents given as dicts ({"id"?, "title"?, "text", ...}) or `Document`s.
 
-        With `work_dir`, the stages run over shard files kept there until loaded, so a run that is
-        killed resumes where it stopped when called again (see `hippograph.pipeline.shards`)."""
-        return self._index(documents_from_records(documents), progress, work_dir)
+        With `work_dir`, the stages run over shards of `shard_size` documents, kept as files there until
+        loaded, so a killed run resumes where it stopped when called again the same way (see
+        `hippograph.pipeline.shards`)."""
+        return self._index(documents_from_records(documents), progress, work_dir, shard_size)
 
     def index_paths(
         self,
@@ -90,15 +95,19 @@ class Memory:
         progress: bool = False,
         max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
         work_dir: str | Path | None = None,
+        shard_size: int = DEFAULT_SHARD_SIZE,
     ) -> IndexReport:
-        """Index .txt/.md/.jsonl files and directory trees; `-` reads standard input. `work_dir`: as in `index`."""
-        return self._index(read_documents(paths, stdin, max_document_bytes), progress, work_dir)
+        """Index .txt/.md/.jsonl files and directory trees; `-` reads standard input. `work_dir`, `shard_size`:
+        as in `index`."""
+        return self._index(read_documents(paths, stdin, max_document_bytes), progress, work_dir, shard_size)
 
-    def _index(self, documents: list[Document], progress: bool, work_dir: str | Path | None) -> IndexReport:
+    def _index(
+        self, documents: list[Document], progress: bool, work_dir: str | Path | None, shard_size: int
+    ) -> IndexReport:
         if work_dir is None:
             report = index_documents(self.db_path, documents, self.config, progress=progress)
         else:
-            report = index_in_shards(self.db_path, documents, work_dir, self.config, progress=progress)
+            report = index_in_shards(self.db_path, documents, work_dir, self.config, shard_size, progress)
         if report.indexed:
             self._snapshot = None
         return report

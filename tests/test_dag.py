@@ -1,0 +1,119 @@
+"""The Airflow DAG: it imports cleanly, and `dag.test()` on SQLite indexes a folder, then only what is new.
+
+Airflow runs in a child process with its own AIRFLOW_HOME, so its configuration and logging stay out of
+this test process. CI installs the airflow extra; elsewhere the tests skip when Airflow is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hippograph import Memory
+from hippograph.pipeline.run import index_documents
+from hippograph.pipeline.sources import read_documents
+
+if importlib.util.find_spec("airflow") is None:
+    if os.environ.get("CI"):
+        pytest.fail("CI must install the airflow extra: pip install -e '.[test,airflow]'", pytrace=False)
+    pytest.skip("Airflow is not installed (pip install 'hippograph[airflow]')", allow_module_level=True)
+
+# Load the DAG folder, then either describe the DAG or run it once with the given conf.
+AIRFLOW_SCRIPT = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+
+bag = DagBag(dag_folder=sys.argv[1])
+dag = bag.get_dag("hippograph_index")
+out = {"import_errors": {k: str(v)[-500:] for k, v in bag.import_errors.items()}, "dag_ids": sorted(bag.dag_ids)}
+if dag is not None:
+    out["tasks"] = sorted(dag.task_ids)
+    out["schedule"] = str(dag.schedule)
+    out["params"] = {key: dag.params[key] for key in sorted(dag.params.keys())}
+    if len(sys.argv) > 2:
+        run = dag.test(run_conf=json.loads(sys.argv[2]))
+        out["state"] = str(run.state)
+        out["task_states"] = sorted({f"{ti.task_id}:{ti.state}" for ti in run.get_task_instances()})
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def airflow_env(tmp_path_factory, repo_root):
+    home = tmp_path_factory.mktemp("airflow")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(repo_root / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    env.pop("HIPPOGRAPH_SOURCE", None)
+    airflow = Path(sys.executable).with_name("airflow")
+    migrate = subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+    return env
+
+
+def airflow(env: dict, repo_root: Path, run_conf: dict | None = None) -> dict:
+    args = [sys.executable, "-c", AIRFLOW_SCRIPT, str(repo_root / "dags")]
+    if run_conf is not None:
+        args.append(json.dumps(run_conf))
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result.returncode == 0 and lines, (result.stdout[-3000:], result.stderr[-3000:])
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def test_the_dag_imports_without_errors(airflow_env, repo_root):
+    described = airflow(airflow_env, repo_root)
+    assert described["import_errors"] == {}
+    assert described["dag_ids"] == ["hippograph_index"]
+    assert described["tasks"] == ["chunk", "embed_graph", "embed_passages", "extract", "load", "plan"]
+    assert described["schedule"] == "@daily"
+    assert list(described["params"]) == ["config", "db", "shard_size", "source", "work_dir"]
+
+
+def test_dag_test_indexes_a_folder_then_only_new_documents(airflow_env, repo_root, demo_corpus, tmp_path, store_tools):
+    records = demo_corpus.read_text(encoding="utf-8").splitlines()
+    source, db = tmp_path / "drop", tmp_path / "store.duckdb"
+    source.mkdir()
+    (source / "first.jsonl").write_text("\n".join(records[:30]) + "\n", encoding="utf-8")
+    conf = {"source": str(source), "db": str(db), "work_dir": "", "shard_size": 8, "config": {}}
+
+    first = airflow(airflow_env, repo_root, conf)
+    assert first["state"] == "success"
+    assert "load:success" in first["task_states"]
+    assert Memory(db).stats()["documents"] == 30
+    answer = Memory(db).retrieve("Who designed the Veloria Bridge?", mode="hipporag", top_k=3)
+    assert answer.passages and answer.to_dict()["facts"] is not None
+
+    (source / "second.jsonl").write_text("\n".join(records[30:]) + "\n", encoding="utf-8")
+    generation = Memory(db).stats()["generation"]
+    second = airflow(airflow_env, repo_root, conf)
+    assert second["state"] == "success"
+    assert Memory(db).stats()["generation"] == generation + 1
+    assert not any(Path(f"{db}.work", "shards").iterdir()), "loaded shards are removed"
+
+    reference = tmp_path / "reference.duckdb"
+    index_documents(reference, read_documents([source]))
+    store_tools.assert_same(db, reference)
+
+    third = airflow(airflow_env, repo_root, conf)  # nothing new: the stages and the load are skipped
+    assert third["state"] == "success"
+    assert "load:skipped" in third["task_states"]
+    assert Memory(db).stats()["generation"] == generation + 1
+
+
+def test_the_schedule_and_defaults_come_from_the_environment(airflow_env, repo_root):
+    env = {**airflow_env, "HIPPOGRAPH_SCHEDULE": "0 3 * * *", "HIPPOGRAPH_SOURCE": "/data/drop"}
+    described = airflow(env, repo_root)
+    assert described["import_errors"] == {}
+    assert described["schedule"] == "0 3 * * *"
+    assert described["params"]["source"] == "/data/drop"
