@@ -15,6 +15,8 @@ Configure with environment variables (defaults for every run) or the run's param
     HIPPOGRAPH_SHARD_SIZE  documents per shard, default 500 (params: shard_size)
     HIPPOGRAPH_CONFIG      JSON object of `hippograph.Config` options (params: config)
     HIPPOGRAPH_SCHEDULE    cron expression or preset, default @daily (read when the DAG is parsed)
+    HIPPOGRAPH_STORE_QUEUE Celery queue for `plan` and `load`, the two tasks that open the store, so they
+                           run on the machine that keeps it (optional)
 Use absolute paths: tasks may run in another working directory, or on another machine.
 """
 
@@ -30,6 +32,8 @@ from hippograph import Config
 from hippograph.pipeline import shards as sharded
 
 DEFAULT_DB = os.environ.get("HIPPOGRAPH_DB", "hippograph.duckdb")
+STORE_QUEUE = os.environ.get("HIPPOGRAPH_STORE_QUEUE")
+ON_STORE_MACHINE = {"queue": STORE_QUEUE} if STORE_QUEUE else {}
 
 
 def _params() -> dict:
@@ -64,7 +68,7 @@ def _work_dir() -> str:
     tags=["hippograph"],
 )
 def hippograph_index():
-    @task
+    @task(**ON_STORE_MACHINE)
     def plan() -> list[str]:
         params = _params()
         if not params["source"]:
@@ -87,7 +91,7 @@ def hippograph_index():
     def embed_graph(shard: str) -> str:
         return sharded.embed_graph_shard(shard, _config())
 
-    @task
+    @task(**ON_STORE_MACHINE)
     def load(shards: list[str]) -> dict:
         return sharded.load_shards(_params()["db"], list(shards), _config()).to_dict()
 
