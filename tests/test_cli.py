@@ -59,6 +59,25 @@ def test_index_json_report(cli, docs_dir, tmp_path):
     assert docs == {"ada.md", "towns/kettleby.txt"}
 
 
+def test_index_with_a_work_dir_runs_shards_and_cleans_up(cli, docs_dir, tmp_path):
+    db, work = tmp_path / "m.duckdb", tmp_path / "work"
+    code, out, err = cli("index", docs_dir, "--db", db, "--work-dir", work, "--shard-size", 1, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert set(report) == REPORT_KEYS
+    assert (report["indexed"], report["passages"]) == (2, 2)
+    assert {"plan", "chunk", "embed_passages", "extract", "embed_graph", "write"} <= set(report["seconds"])
+    assert list((work / "shards").iterdir()) == []
+    assert stats(cli, db)["documents"] == 2
+
+
+def test_index_shard_size_must_be_positive(cli, docs_dir, tmp_path):
+    code, out, err = cli("index", docs_dir, "--db", tmp_path / "m.duckdb", "--work-dir", tmp_path / "w", "--shard-size", 0)
+    assert code == 1 and out == ""
+    assert err.strip() == "hippograph: error: shard size must be at least 1"
+    assert not (tmp_path / "m.duckdb").exists()
+
+
 def test_index_stdin(cli, tmp_path, monkeypatch):
     import io
 
