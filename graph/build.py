@@ -78,26 +78,45 @@ class PowerIteration:
     """The same Personalized PageRank as `personalized_pagerank`, for many queries on one graph.
 
     PRPACK rebuilds its matrix on every call, which dominates a query on a large graph. Here the
-    column-stochastic transition matrix is built once, and each query is a few sparse products:
-    the error shrinks by `damping` per step, so with damping 0.5 about 35 steps reach `tolerance`.
-    Dangling vertices restart by `reset`, as in igraph. A test checks both agree.
+    column-stochastic transition matrix P is built once, and each query solves z = d P z + r by power
+    iteration with Chebyshev acceleration (Golub & Varga 1961): P is similar to the symmetric
+    D^-1/2 A D^-1/2, so its eigenvalues are real and in [-1, 1], and with damping 0.5 the error shrinks by
+    0.27 per sparse product instead of 0.5. z normalised is PageRank with dangling vertices restarting by
+    `reset`, as in igraph. Iteration stops once the residual bounds the L1 distance of the result to the
+    exact scores by `tolerance`. A test checks both solvers agree.
     """
 
-    def __init__(self, graph: ig.Graph, tolerance: float = 1e-10, max_steps: int = 1000):
+    def __init__(self, graph: ig.Graph, tolerance: float = 1e-8, max_steps: int = 1000):
         adjacency = graph.get_adjacency_sparse(attribute="weight").tocsr().astype(np.float64)
         degree = np.asarray(adjacency.sum(axis=1)).ravel()
         inverse = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)
         self.transition = (adjacency @ sparse.diags(inverse)).tocsr()  # symmetric graph: A D^-1
-        self.dangling = np.flatnonzero(degree == 0)
         self.tolerance, self.max_steps = tolerance, max_steps
 
     def __call__(self, reset: np.ndarray, damping: float) -> np.ndarray:
         restart = reset / reset.sum()
-        ranks = restart.copy()
-        for _ in range(self.max_steps):
-            spread = self.transition @ ranks + ranks[self.dangling].sum() * restart
-            updated = damping * spread + (1 - damping) * restart
-            if np.abs(updated - ranks).sum() < self.tolerance:
-                return updated
-            ranks = updated
-        return ranks
+        previous, ranks, weight = restart, restart, 1.0
+        for step in range(self.max_steps):
+            stepped = self.transition @ ranks
+            stepped *= damping
+            stepped += restart  # one power step: d P z + r
+            if self._converged(np.abs(stepped - ranks).sum(), damping):
+                break
+            weight = _chebyshev_weight(step, damping, weight)
+            stepped -= previous
+            stepped *= weight
+            stepped += previous
+            previous, ranks = ranks, stepped
+        return stepped / stepped.sum()
+
+    def _converged(self, residual: float, damping: float) -> bool:
+        """The L1 error of the power step is at most d / (1 - d) x the residual (P has column sums <= 1),
+        and normalising (sum of z >= 1) at most doubles it."""
+        return 2 * damping * residual <= self.tolerance * (1 - damping)
+
+
+def _chebyshev_weight(step: int, damping: float, previous: float) -> float:
+    """Extrapolation weight of Chebyshev semi-iteration for a spectral radius of at most `damping`."""
+    if step == 0:
+        return 1.0
+    return 1.0 / (1.0 - damping * damping * previous / (2.0 if step == 1 else 4.0))

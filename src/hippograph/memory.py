@@ -139,31 +139,38 @@ class Memory:
         return self.retrieve_many([question], mode, top_k)[0]
 
     def retrieve_many(self, questions: Sequence[str], mode: str = "hipporag", top_k: int = 5) -> list[Retrieval]:
-        """Answer many questions with one snapshot and one batched query embedding."""
+        """Answer many questions with one snapshot and one batched embedding: the questions and, for
+        hipporag, the phrases they name that the graph lacks (see `HippoRAGRetriever.link_phrases`)."""
         if mode not in MODES:
             raise HippographError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         snapshot = self._load()
         # A query's matrix products are small; OpenBLAS threads left spinning after them slow the
         # embedder's own threads down threefold on a 2-core machine, so BLAS runs single-threaded here.
         with _BLAS.limit(limits=1, user_api="blas"):
-            vectors = None if mode == "bm25" else self.embedder.encode(list(questions))
+            named = [self._query_phrases(q) if mode == "hipporag" else [] for q in questions]
+            vectors = {} if mode == "bm25" else self._embed(snapshot, questions, named)
             return [
-                self._retrieve_one(snapshot, question, mode, top_k, None if vectors is None else vectors[i])
-                for i, question in enumerate(questions)
+                self._retrieve_one(snapshot, question, mode, top_k, phrases, vectors)
+                for question, phrases in zip(questions, named)
             ]
 
     def _retrieve_one(
-        self, snapshot: _Snapshot, question: str, mode: str, k: int, vector: np.ndarray | None
+        self,
+        snapshot: _Snapshot,
+        question: str,
+        mode: str,
+        k: int,
+        named: Sequence[str],
+        vectors: Mapping[str, np.ndarray],
     ) -> Retrieval:
         facts: list[SeedFact] = []
         if mode == "bm25":
             scores = snapshot.bm25.scores(question)
         else:
-            scores = snapshot.dense.scores(vector)
+            scores = snapshot.dense.scores(vectors[question])
             if mode == "hipporag":
                 retriever = snapshot.hipporag(self.config)
-                linked = retriever.link_phrases(self._query_phrases(question), self.embedder.encode)
-                search = retriever.search(vector, scores, linked)
+                search = retriever.search(vectors[question], scores, retriever.link_phrases(named, vectors))
                 scores = search.passage_scores
                 facts = [SeedFact(*retriever.facts[i], score=s) for i, s in search.seed_facts]
         table = snapshot.passages
@@ -179,6 +186,18 @@ class Memory:
         from hippograph.pipeline.extract import load_spacy, query_phrases  # spaCy only for hipporag
 
         return query_phrases(question, load_spacy(self.config.spacy_model))
+
+    def _embed(
+        self, snapshot: _Snapshot, questions: Sequence[str], named: Sequence[Sequence[str]]
+    ) -> dict[str, np.ndarray]:
+        """Vectors of the questions and of the named phrases linking needs, by text. One forward pass for
+        all: a second one for the phrases alone costs nearly as much as the first."""
+        texts = list(questions)
+        if any(named):
+            retriever = snapshot.hipporag(self.config)
+            texts += [p for phrases in named for p in retriever.phrases_to_embed(phrases)]
+        texts = list(dict.fromkeys(texts))
+        return dict(zip(texts, self.embedder.encode(texts)))
 
     def refresh(self) -> bool:
         """Drop the snapshot if a newer store was published since it was read; True if one was.

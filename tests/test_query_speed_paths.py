@@ -1,0 +1,110 @@
+"""The query's fast paths give the results of the plain ones: float16 pre-ranking with float32 rescoring
+equals a float32 top-k, accelerated PageRank stays within its stated error of PRPACK, and a hipporag
+query embeds its question and the phrases it names in one call."""
+
+from __future__ import annotations
+
+import igraph as ig
+import numpy as np
+import pytest
+import torch
+
+from hippograph import Memory
+from hippograph.graph.build import PowerIteration, personalized_pagerank
+from hippograph.graph.hipporag import CosineIndex
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=-1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def near_ties() -> tuple[np.ndarray, np.ndarray]:
+    """Random unit rows, plus rows whose cosines to the query differ by less than float16 can tell apart,
+    and exact duplicates (ties must keep the lower row first)."""
+    rng = np.random.default_rng(3)
+    query = unit(rng.standard_normal(384))
+    close = unit(query + 1e-3 * rng.standard_normal((40, 384)))
+    vectors = np.concatenate([unit(rng.standard_normal((3000, 384))), close, close[:5]])
+    return vectors[rng.permutation(len(vectors))], query
+
+
+@pytest.mark.parametrize("k", [1, 5, 30])
+def test_cosine_index_equals_a_float32_top_k(near_ties, k):
+    vectors, query = near_ties
+    exact = vectors.astype(np.float64) @ query
+    got = CosineIndex(vectors).top(query, k)
+    rows = [row for row, _ in got]
+    assert len(set(rows)) == k
+    # Rows whose float32 cosines differ only in the last bits may come in either order, as between any
+    # two float32 products of a different shape; their float64 cosines must still be the top k.
+    assert exact[rows] == pytest.approx(np.sort(exact)[::-1][:k], abs=1e-6)
+    assert [score for _, score in got] == pytest.approx(exact[rows], abs=1e-6)
+
+
+def test_float16_products_accumulate_in_float32():
+    """CosineIndex's error bound assumes it: summed in float16, 8192 ones would stop at 2048."""
+    ones = torch.ones(8192, dtype=torch.float16)
+    assert (ones.repeat(4, 1) @ ones).tolist() == [8192.0] * 4
+
+
+def test_cosine_index_of_nothing():
+    assert CosineIndex(np.zeros((0, 0), dtype=np.float32)).top(np.zeros(384, dtype=np.float32), 5) == []
+    vectors = unit(np.random.default_rng(0).standard_normal((3, 8)))
+    assert len(CosineIndex(vectors).top(vectors[0], 5)) == 3
+
+
+def weighted(graph: ig.Graph, seed: int) -> ig.Graph:
+    graph.add_vertices(3)  # isolated vertices: their mass must restart by the reset vector
+    graph.es["weight"] = np.random.default_rng(seed).uniform(0.2, 3.0, graph.ecount()).tolist()
+    return graph
+
+
+# Bipartite graphs (passages and phrases) give the transition matrix an eigenvalue of -1, the edge of the
+# spectrum Chebyshev acceleration assumes.
+GRAPHS = {
+    "random": lambda: weighted(ig.Graph.Erdos_Renyi(n=60, m=150, directed=False, loops=False), 7),
+    "bipartite": lambda: weighted(ig.Graph.Random_Bipartite(30, 40, m=160, directed=False), 8),
+}
+
+
+@pytest.mark.parametrize("graph_name", GRAPHS)
+@pytest.mark.parametrize("tolerance", [1e-3, 1e-5, 1e-8])
+@pytest.mark.parametrize("damping", [0.5, 0.85])
+def test_power_iteration_is_within_its_tolerance_of_prpack(graph_name, tolerance, damping):
+    graph = GRAPHS[graph_name]()
+    reset = np.zeros(graph.vcount())
+    reset[[0, 5, graph.vcount() - 2]] = [1.0, 0.4, 0.2]
+    reset[30:40] = 0.05
+    expected = personalized_pagerank(graph, reset, damping)
+    got = PowerIteration(graph, tolerance=tolerance)(reset, damping)
+    assert np.abs(got - expected).sum() <= tolerance + 1e-10  # PRPACK's own error is far below that
+    assert got.sum() == pytest.approx(1.0)
+
+
+def test_a_hipporag_query_embeds_once(demo_store, demo_question_records, monkeypatch):
+    memory = Memory(demo_store)
+    memory.retrieve("warm-up", mode="hipporag")
+    retriever = memory._load().hipporag(memory.config)
+    encode, calls = memory.embedder.encode, []
+    monkeypatch.setattr(memory.embedder, "encode", lambda texts, **kw: calls.append(list(texts)) or encode(texts, **kw))
+    questions = [q["question"] for q in demo_question_records]
+    for question in questions:
+        calls.clear()
+        memory.retrieve(question, mode="hipporag")
+        assert calls == [[question, *retriever.phrases_to_embed(memory._query_phrases(question))]]
+
+
+def test_phrases_to_embed_are_the_names_the_graph_lacks(demo_store):
+    memory = Memory(demo_store)
+    memory.retrieve("warm-up", mode="hipporag")
+    retriever = memory._load().hipporag(memory.config)
+    known = next(p for p in retriever.graph.phrase_index if p.isalpha())
+    assert retriever.phrases_to_embed([known, "1999", "zzyzx quarble"]) == ["zzyzx quarble"]
+    vector = memory.embedder.encode(["zzyzx quarble"])[0]
+    linked = retriever.link_phrases([known, "1999", "zzyzx quarble"], {"zzyzx quarble": vector})
+    assert linked[0] == (retriever.graph.phrase_index[known], 1.0)
+    similarity = retriever.phrase_cosine.vectors @ vector
+    best = int(np.argmax(similarity))
+    expected = [(best, float(similarity[best]))] if similarity[best] >= memory.config.entity_link_threshold else []
+    assert [phrase for phrase, _ in linked[1:]] == [phrase for phrase, _ in expected]
