@@ -218,3 +218,18 @@ def test_a_missing_spacy_model_is_a_model_not_found_error(tmp_path, small_docs):
 def test_unknown_config_option_is_refused():
     with pytest.raises(ValueError, match="no_such_option"):
         Config().replace(no_such_option=1)
+
+
+def test_hipporag_on_a_store_without_a_graph_is_dense_without_parsing_the_question(tmp_path, small_docs, monkeypatch):
+    memory = Memory(tmp_path / "plain.duckdb", Config(build_graph=False))
+    memory.index(small_docs)
+
+    def no_parse(question):
+        raise AssertionError("no graph: nothing to link the question's phrases to")
+
+    monkeypatch.setattr(memory, "_query_phrases", no_parse)
+    question = "Who founded the Kettleby Gazette?"
+    hipporag = memory.retrieve(question, mode="hipporag", top_k=3)
+    dense = memory.retrieve(question, mode="dense", top_k=3)
+    assert [p.passage_id for p in hipporag.passages] == [p.passage_id for p in dense.passages]
+    assert hipporag.facts == []

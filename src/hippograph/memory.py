@@ -147,7 +147,8 @@ class Memory:
         # A query's matrix products are small; OpenBLAS threads left spinning after them slow the
         # embedder's own threads down threefold on a 2-core machine, so BLAS runs single-threaded here.
         with _BLAS.limit(limits=1, user_api="blas"):
-            named = [self._query_phrases(q) if mode == "hipporag" else [] for q in questions]
+            linking = mode == "hipporag" and bool(snapshot.graph_data.phrases)  # no graph, no phrases to link
+            named = [self._query_phrases(q) if linking else [] for q in questions]
             vectors = {} if mode == "bm25" else self._embed(snapshot, questions, named)
             return [
                 self._retrieve_one(snapshot, question, mode, top_k, phrases, vectors)
