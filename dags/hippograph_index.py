@@ -14,6 +14,7 @@ Configure with environment variables (defaults for every run) or the run's param
     HIPPOGRAPH_WORK_DIR    shard folder every worker can reach, default <db>.work (params: work_dir)
     HIPPOGRAPH_SHARD_SIZE  documents per shard, default 500 (params: shard_size)
     HIPPOGRAPH_CONFIG      JSON object of `hippograph.Config` options (params: config)
+    HIPPOGRAPH_DELETE_MISSING  "true": delete stored documents the source no longer holds (params: delete_missing)
     HIPPOGRAPH_SCHEDULE    cron expression or preset, default @daily (read when the DAG is parsed)
     HIPPOGRAPH_STORE_QUEUE Celery queue for `plan` and `load`, the two tasks that open the store, so they
                            run on the machine that keeps it (optional)
@@ -64,6 +65,7 @@ def _work_dir() -> str:
         "work_dir": Param(os.environ.get("HIPPOGRAPH_WORK_DIR", ""), type="string"),
         "shard_size": Param(int(os.environ.get("HIPPOGRAPH_SHARD_SIZE", sharded.DEFAULT_SHARD_SIZE)), type="integer", minimum=1),
         "config": Param(json.loads(os.environ.get("HIPPOGRAPH_CONFIG", "{}")), type="object"),
+        "delete_missing": Param(os.environ.get("HIPPOGRAPH_DELETE_MISSING", "").lower() == "true", type="boolean"),
     },
     tags=["hippograph"],
 )
@@ -73,7 +75,9 @@ def hippograph_index():
         params = _params()
         if not params["source"]:
             raise ValueError("no source folder: set HIPPOGRAPH_SOURCE, or give the run a 'source' param")
-        return sharded.plan_sources([params["source"]], params["db"], _work_dir(), _config(), params["shard_size"])
+        return sharded.plan_sources(
+            [params["source"]], params["db"], _work_dir(), _config(), params["shard_size"], params["delete_missing"]
+        )
 
     @task
     def chunk(shard: str) -> str:
@@ -91,9 +95,11 @@ def hippograph_index():
     def embed_graph(shard: str) -> str:
         return sharded.embed_graph_shard(shard, _config())
 
-    @task(**ON_STORE_MACHINE)
+    # Runs when there are no shards too (the mapped tasks are then skipped): deletions may be due.
+    @task(trigger_rule="none_failed", **ON_STORE_MACHINE)
     def load(shards: list[str]) -> dict:
-        return sharded.load_shards(_params()["db"], list(shards), _config()).to_dict()
+        deletions = sharded.planned_deletions(_work_dir())
+        return sharded.load_shards(_params()["db"], list(shards), _config(), delete=deletions).to_dict()
 
     shards = plan()
     chunked = chunk.expand(shard=shards)

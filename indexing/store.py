@@ -282,12 +282,13 @@ class Store:
     # ---- writes (each one transaction) ---------------------------------------------------------
 
     def write(self, batch: IndexBatch) -> None:
-        """Replace the batch's documents and add everything derived from them, atomically."""
+        """Replace the batch's documents, add everything derived from them and delete its removed
+        documents, atomically."""
         with self._transaction():
             dim = batch.passage_embeddings.shape[1] if len(batch.passages) else None
             if dim is not None:
                 self._ensure_embedding_tables(batch.embedding_model, dim)
-            self._remove_documents([d.doc_id for d in batch.documents])
+            self._remove_documents([d.doc_id for d in batch.documents] + batch.removed_doc_ids)
             self._insert_batch(batch)
             self._delete_orphans()
 

@@ -32,6 +32,7 @@ class IndexReport:
     new_phrases: int = 0
     new_facts: int = 0
     synonym_edges: int = 0
+    deleted: int = 0  # documents removed because their source no longer has them
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
 
     def to_dict(self) -> dict[str, object]:
@@ -81,9 +82,15 @@ class StageOutput:
         )
 
 
-def load(db_path: str | Path, output: StageOutput, config: Config, report: IndexReport | None = None) -> IndexReport:
-    """Add `output` to the store in one transaction. Documents the store already holds unchanged are
-    skipped, so loading the same output twice adds nothing."""
+def load(
+    db_path: str | Path,
+    output: StageOutput,
+    config: Config,
+    report: IndexReport | None = None,
+    delete: Sequence[str] = (),
+) -> IndexReport:
+    """Add `output` to the store, and delete the documents `delete` names, in one transaction. Documents
+    the store already holds unchanged are skipped, so loading the same output twice adds nothing."""
     report = report or IndexReport(documents=len(output.documents))
     timer = StageTimer(report)
     with writer_lock(db_path):
@@ -92,13 +99,16 @@ def load(db_path: str | Path, output: StageOutput, config: Config, report: Index
         given = len(output.documents)
         output = _without_stored(output, state)
         report.unchanged += given - len(output.documents)
-        if not output.documents:
+        removed = sorted(set(delete) & (set(state.content_hashes) - {d.doc_id for d in output.documents}))
+        if not output.documents and not removed:
             return report
         with timer("merge"):
             batch = merge(output, state, config)
+            batch.removed_doc_ids = removed
         with timer("write"), update_store(db_path) as store:
             store.write(batch)
     report.indexed, report.passages, report.triples = len(batch.documents), len(batch.passages), len(batch.triples)
+    report.deleted = len(removed)
     report.new_phrases, report.new_facts = len(batch.new_phrases), len(batch.new_facts)
     report.synonym_edges = len(batch.synonyms)
     return report

@@ -44,6 +44,7 @@ log = logging.getLogger("hippograph")
 
 DOCUMENTS, PASSAGES, PASSAGE_VECTORS = "documents.parquet", "passages.parquet", "passage_vectors.parquet"
 FACTS, PHRASE_VECTORS, FACT_VECTORS = "facts.parquet", "phrase_vectors.parquet", "fact_vectors.parquet"
+DELETIONS = "deletions.parquet"  # in the work directory, beside shards/
 DEFAULT_SHARD_SIZE = 500  # documents per shard: a few minutes of work on one core
 
 
@@ -165,14 +166,19 @@ def _stage(shard: str | Path, name: str, outputs: list[str], run: Callable[[], l
 
 
 def load_shards(
-    db_path: str | Path, shards: Sequence[str | Path], config: Config = Config(), report: IndexReport | None = None
+    db_path: str | Path,
+    shards: Sequence[str | Path],
+    config: Config = Config(),
+    report: IndexReport | None = None,
+    delete: Sequence[str] = (),
 ) -> IndexReport:
-    """Merge finished shards into the store in one transaction, publish it, then remove the shards.
+    """Merge finished shards into the store and delete the documents `delete` names, in one transaction;
+    publish the store, then remove the shards.
 
     Every shard must have all its stage outputs; a shard whose documents the store already holds (a
     load that was killed after publishing) adds nothing."""
     report = report or IndexReport()
-    if not shards:
+    if not shards and not delete:
         return report
     unfinished = {Path(s).name: _missing_outputs(s, config) for s in shards}
     unfinished = {name: missing for name, missing in unfinished.items() if missing}
@@ -182,7 +188,7 @@ def load_shards(
     outputs = [_read_output(shard, config) for shard in shards]
     output = StageOutput.concat(outputs, embedder_for(config).dim)
     report.documents = report.documents or len(output.documents)
-    report = load(db_path, output, config, report)
+    report = load(db_path, output, config, report, delete)
     for shard in shards:
         shutil.rmtree(shard, ignore_errors=True)
     return report
@@ -314,8 +320,23 @@ def plan_sources(
     work_dir: str | Path,
     config: Config = Config(),
     shard_size: int = DEFAULT_SHARD_SIZE,
+    delete_missing: bool = False,
 ) -> list[str]:
-    """`plan_documents` over .txt/.md/.jsonl files and folders (as `hippograph index` reads them)."""
+    """`plan_documents` over .txt/.md/.jsonl files and folders (as `hippograph index` reads them).
+
+    Also writes the run's deletions to the work directory (see `planned_deletions`): with
+    `delete_missing`, the stored documents the sources no longer hold, for a store that mirrors them."""
     from hippograph.pipeline.sources import read_documents
 
-    return plan_documents(read_documents(sources), db_path, work_dir, config, shard_size)
+    documents = read_documents(sources)
+    shards = plan_documents(documents, db_path, work_dir, config, shard_size)
+    deletions = sorted(set(_stored_hashes(db_path)) - {d.doc_id for d in documents}) if delete_missing else []
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    _write(Path(work_dir) / DELETIONS, pa.table({"doc_id": pa.array(deletions, pa.string())}))
+    return shards
+
+
+def planned_deletions(work_dir: str | Path) -> list[str]:
+    """The document ids the last `plan_sources` in `work_dir` found gone from the sources."""
+    path = Path(work_dir) / DELETIONS
+    return pq.read_table(path)["doc_id"].to_pylist() if path.exists() else []

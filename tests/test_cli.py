@@ -6,7 +6,10 @@ import json
 
 import pytest
 
-REPORT_KEYS = {"documents", "indexed", "unchanged", "passages", "triples", "new_phrases", "new_facts", "synonym_edges", "seconds"}
+REPORT_KEYS = {
+    "documents", "indexed", "unchanged", "passages", "triples", "new_phrases", "new_facts", "synonym_edges", "deleted",
+    "seconds",
+}
 PASSAGE_KEYS = {"doc_id", "passage_id", "title", "text", "score"}
 STATS_KEYS = {
     "path", "schema_version", "generation", "embedding_model", "embedding_dim",

@@ -77,7 +77,8 @@ def test_the_dag_imports_without_errors(airflow_env, repo_root):
     assert described["dag_ids"] == ["hippograph_index"]
     assert described["tasks"] == ["chunk", "embed_graph", "embed_passages", "extract", "load", "plan"]
     assert described["schedule"] == "@daily"
-    assert list(described["params"]) == ["config", "db", "shard_size", "source", "work_dir"]
+    assert list(described["params"]) == ["config", "db", "delete_missing", "shard_size", "source", "work_dir"]
+    assert described["params"]["delete_missing"] is False
 
 
 def test_dag_test_indexes_a_folder_then_only_new_documents(airflow_env, repo_root, demo_corpus, tmp_path, store_tools):
@@ -85,7 +86,7 @@ def test_dag_test_indexes_a_folder_then_only_new_documents(airflow_env, repo_roo
     source, db = tmp_path / "drop", tmp_path / "store.duckdb"
     source.mkdir()
     (source / "first.jsonl").write_text("\n".join(records[:30]) + "\n", encoding="utf-8")
-    conf = {"source": str(source), "db": str(db), "work_dir": "", "shard_size": 8, "config": {}}
+    conf = {"source": str(source), "db": str(db), "work_dir": "", "shard_size": 8, "config": {}, "delete_missing": False}
 
     first = airflow(airflow_env, repo_root, conf)
     assert first["state"] == "success"
@@ -105,10 +106,20 @@ def test_dag_test_indexes_a_folder_then_only_new_documents(airflow_env, repo_roo
     index_documents(reference, read_documents([source]))
     store_tools.assert_same(db, reference)
 
-    third = airflow(airflow_env, repo_root, conf)  # nothing new: the stages and the load are skipped
+    third = airflow(airflow_env, repo_root, conf)  # nothing new: the stages are skipped, the load writes nothing
     assert third["state"] == "success"
-    assert "load:skipped" in third["task_states"]
+    assert "chunk:skipped" in third["task_states"] and "load:success" in third["task_states"]
     assert Memory(db).stats()["generation"] == generation + 1
+
+    (source / "second.jsonl").unlink()
+    kept = airflow(airflow_env, repo_root, conf)  # by default a removed file's documents stay
+    assert kept["state"] == "success" and Memory(db).stats()["documents"] == 42
+    mirrored = airflow(airflow_env, repo_root, {**conf, "delete_missing": True})
+    assert mirrored["state"] == "success"
+    assert Memory(db).stats()["documents"] == 30
+    first_only = tmp_path / "first-only.duckdb"
+    index_documents(first_only, read_documents([source]))
+    store_tools.assert_same(db, first_only)
 
 
 def test_the_schedule_and_defaults_come_from_the_environment(airflow_env, repo_root):

@@ -130,7 +130,8 @@ class Retrieval:
 class IndexBatch:
     """Everything one index run adds, computed without touching the store, then written in one transaction.
 
-    `documents` replace any stored documents with the same ids (and all that was derived from them).
+    `documents` replace any stored documents with the same ids (and all that was derived from them);
+    `removed_doc_ids` are documents to delete.
     Embedding matrices are row-aligned with the lists beside them.
     """
 
@@ -145,3 +146,4 @@ class IndexBatch:
     new_facts: list[tuple[str, str, str]] = field(default_factory=list)
     fact_embeddings: Any = None
     synonyms: list[tuple[str, str, float]] = field(default_factory=list)  # (phrase_a, phrase_b, cosine)
+    removed_doc_ids: list[str] = field(default_factory=list)

@@ -145,3 +145,16 @@ def test_graphless_shards_load_passages_only(tmp_path, demo_documents, store_too
     assert report.indexed == 5
     counts = store_tools.counts(db, ("documents", "passages", "triples"))
     assert counts["documents"] == 5 and counts["passages"] >= 5 and counts["triples"] == 0
+
+
+def test_a_plan_for_a_mirrored_source_lists_the_documents_it_no_longer_holds(tmp_path, small_docs, small_store_copy, store_tools):
+    source = tmp_path / "drop.jsonl"
+    source.write_text("".join(json.dumps(d) + "\n" for d in small_docs[1:]), encoding="utf-8")  # "ada" is gone
+    work = tmp_path / "work"
+    assert shards.plan_sources([source], small_store_copy, work) == []
+    assert shards.planned_deletions(work) == []
+    assert shards.plan_sources([source], small_store_copy, work, delete_missing=True) == []
+    assert shards.planned_deletions(work) == ["ada"]
+    report = shards.load_shards(small_store_copy, [], delete=shards.planned_deletions(work))
+    assert report.deleted == 1
+    assert store_tools.sql(small_store_copy, "SELECT doc_id FROM documents ORDER BY doc_id") == [("gazette",), ("kettleby",)]
