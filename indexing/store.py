@@ -515,7 +515,7 @@ def _connect(path: Path, read_only: bool, lock_timeout: float) -> duckdb.DuckDBP
     delay = 0.02
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return _open_read_only(path) if read_only else duckdb.connect(str(path))
         except duckdb.Error as error:
             if _is_lock_conflict(error) and time.monotonic() < deadline:
                 time.sleep(delay)
@@ -524,6 +524,20 @@ def _connect(path: Path, read_only: bool, lock_timeout: float) -> duckdb.DuckDBP
             if _is_lock_conflict(error):
                 raise StoreError(f"{path} stayed locked by another process for {lock_timeout:.0f} s") from None
             raise StoreError(f"cannot open {path} as a hippograph store: {error}") from None
+
+
+def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection through a database instance of its own. `duckdb.connect(path)` reuses a
+    process's open instance of the same path, which after a publish still reads the replaced file."""
+    quoted = str(path).replace("'", "''")
+    connection = duckdb.connect()
+    try:
+        connection.execute(f"ATTACH '{quoted}' AS store (READ_ONLY)").fetchall()
+        connection.execute("USE store").fetchall()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
 
 
 def documents_in(store: Store) -> list[Document]:

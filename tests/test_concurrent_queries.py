@@ -51,13 +51,15 @@ def test_a_query_loop_answers_every_query_while_another_process_indexes(tmp_path
 
 
 def test_an_open_reader_never_blocks_an_index_run(small_store_copy, tmp_path):
-    """Another program holds a read-only DuckDB connection to the store, which would lock out a writer
-    that wrote the file in place (it would fail after its 30 s lock wait)."""
+    """Another program (or thread) holds a read-only DuckDB connection to the store, which would lock out
+    a writer that wrote the file in place (it would fail after its 30 s lock wait)."""
     reader = duckdb.connect(str(small_store_copy), read_only=True)
     try:
         report = Memory(small_store_copy).index([{"id": "lyle", "title": "Lyle gorge", "text": "The Lyle gorge lies east of Port Veloria."}])
         assert report.indexed == 1
         assert reader.execute("SELECT count(*) FROM documents").fetchone()[0] == 3, "the reader keeps its version"
+        # DuckDB hands a new `connect` of a path this process holds open the same (replaced) file
+        assert Memory(small_store_copy).stats()["documents"] == 4, "a new read sees the new store"
     finally:
         reader.close()
     assert Memory(small_store_copy).stats()["documents"] == 4
