@@ -9,7 +9,7 @@ import json
 import duckdb
 import pytest
 
-from hippograph.indexing.store import open_store, update_store
+from hippograph.indexing.store import update_store
 
 
 def assert_one_clear_error(code: int, out: str, err: str, *words: str) -> None:

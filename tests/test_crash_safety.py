@@ -3,7 +3,6 @@ was published before, and the next run finishes the work."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
