@@ -196,6 +196,11 @@ class Store:
             embeddings=matrix_from_column(table["embedding"]),
         )
 
+    def phrases(self) -> list[str]:
+        if not self._has_table("phrases"):
+            return []
+        return [phrase for (phrase,) in self.con.execute("SELECT phrase FROM phrases ORDER BY phrase").fetchall()]
+
     def phrase_vectors(self) -> tuple[list[str], np.ndarray]:
         """Every stored phrase with its embedding (for synonym edges against new phrases)."""
         if not self._has_table("phrases"):
@@ -422,7 +427,8 @@ def update_store(path: str | Path, lock_timeout: float = 600.0) -> Iterator[Stor
     """Write a new version of the store and publish it atomically when the block succeeds.
 
     The block writes a copy (`<store>.next`); on success the copy is checkpointed, synced and renamed
-    over the store. On an error, or if the process dies, the published store is untouched.
+    over the store. On an error, or if the process dies, the published store is untouched. A block that
+    committed nothing publishes nothing, so readers have no new file to reload.
     """
     path = Path(path)
     if path.is_dir():
@@ -435,17 +441,21 @@ def update_store(path: str | Path, lock_timeout: float = 600.0) -> Iterator[Stor
             shutil.copyfile(path, staging)
         connection = _connect(staging, False, lock_timeout)
         store = Store(connection, path, read_only=False)
+        publish = False
         try:
             store._check_version()
+            published = store.generation() if path.exists() else None
             store._create_schema()
             yield store
-            store._run("CHECKPOINT")
-        except BaseException:
+            if published is None or store.generation() != published:
+                store._run("CHECKPOINT")
+                publish = True
+        finally:
             connection.close()
-            _remove_with_wal(staging)
-            raise
-        connection.close()
-        _publish(staging, path)
+            if not publish:
+                _remove_with_wal(staging)
+        if publish:
+            _publish(staging, path)
 
 
 @contextmanager

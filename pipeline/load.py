@@ -45,19 +45,22 @@ class StoreState:
 
     content_hashes: dict[str, str]
     phrases: list[str]
-    phrase_vectors: np.ndarray
+    phrase_vectors: np.ndarray  # row-aligned with `phrases`; empty when read without vectors
     fact_keys: set[FactKey]
 
     @staticmethod
-    def read(db_path: str | Path) -> "StoreState":
+    def read(db_path: str | Path, vectors: bool = True) -> "StoreState":
+        """The store's state; without `vectors` the phrase vectors stay empty (the stages need only the
+        names, and the vectors are most of the bytes)."""
         if not Path(db_path).exists():
             return StoreState({}, [], np.zeros((0, 0), np.float32), set())
         with open_store(db_path) as store:
-            return StoreState.of(store)
+            return StoreState.of(store, vectors)
 
     @staticmethod
-    def of(store: Store) -> "StoreState":
-        return StoreState(store.document_hashes(), *store.phrase_vectors(), store.fact_keys())
+    def of(store: Store, vectors: bool = True) -> "StoreState":
+        phrases = store.phrase_vectors() if vectors else (store.phrases(), np.zeros((0, 0), np.float32))
+        return StoreState(store.document_hashes(), *phrases, store.fact_keys())
 
 
 @dataclass

@@ -31,7 +31,7 @@ def index_documents(
     report = IndexReport(documents=len(documents))
     timer = StageTimer(report)
     with timer("read_store"):
-        state = StoreState.read(db_path)
+        state = StoreState.read(db_path, vectors=False)  # the load reads it whole, under the writer lock
     todo = [d for d in documents if state.content_hashes.get(d.doc_id) != d.content_hash]
     report.unchanged = len(documents) - len(todo)
     if not todo:

@@ -63,9 +63,14 @@ def plan_documents(
     Shard folders from earlier plans that this one does not list are removed (their documents were
     loaded since, or changed again). One work directory serves one store and one run at a time.
     """
+    return _plan(documents, _stored_hashes(db_path), work_dir, config, shard_size)
+
+
+def _plan(
+    documents: Sequence[Document], stored: dict[str, str], work_dir: str | Path, config: Config, shard_size: int
+) -> list[str]:
     if shard_size < 1:
         raise HippographError("shard size must be at least 1")
-    stored = _stored_hashes(db_path)
     pending = sorted((d for d in documents if stored.get(d.doc_id) != d.content_hash), key=lambda d: d.doc_id)
     root = Path(work_dir) / "shards"
     shards = []
@@ -328,9 +333,9 @@ def plan_sources(
     `delete_missing`, the stored documents the sources no longer hold, for a store that mirrors them."""
     from hippograph.pipeline.sources import read_documents
 
-    documents = read_documents(sources)
-    shards = plan_documents(documents, db_path, work_dir, config, shard_size)
-    deletions = sorted(set(_stored_hashes(db_path)) - {d.doc_id for d in documents}) if delete_missing else []
+    documents, stored = read_documents(sources), _stored_hashes(db_path)
+    shards = _plan(documents, stored, work_dir, config, shard_size)
+    deletions = sorted(set(stored) - {d.doc_id for d in documents}) if delete_missing else []
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     _write(Path(work_dir) / DELETIONS, pa.table({"doc_id": pa.array(deletions, pa.string())}))
     return shards

@@ -38,20 +38,13 @@ class GraphVectors:
 
     @staticmethod
     def concat(parts: Sequence["GraphVectors"], dim: int) -> "GraphVectors":
-        """All parts in one; a phrase or fact embedded by several parts keeps its first vector."""
-        merged = GraphVectors.empty(dim)
-        phrase_rows: dict[str, np.ndarray] = {}
-        fact_rows: dict[FactKey, np.ndarray] = {}
-        for part in parts:
-            for phrase, vector in zip(part.phrases, part.phrase_vectors):
-                phrase_rows.setdefault(phrase, vector)
-            for fact, vector in zip(part.facts, part.fact_vectors):
-                fact_rows.setdefault(fact, vector)
-        if phrase_rows:
-            merged.phrases, merged.phrase_vectors = list(phrase_rows), np.vstack(list(phrase_rows.values()))
-        if fact_rows:
-            merged.facts, merged.fact_vectors = list(fact_rows), np.vstack(list(fact_rows.values()))
-        return merged
+        """All parts in one; a phrase or fact several parts embedded appears once per part."""
+        if not parts:
+            return GraphVectors.empty(dim)
+        return GraphVectors(
+            [p for part in parts for p in part.phrases], np.vstack([part.phrase_vectors for part in parts]),
+            [f for part in parts for f in part.facts], np.vstack([part.fact_vectors for part in parts]),
+        )
 
 
 def chunk(documents: Sequence[Document], config: Config) -> list[Passage]:

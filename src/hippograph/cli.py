@@ -88,18 +88,21 @@ def _memory(args: argparse.Namespace, db: Path | None = None) -> Memory:
     return Memory(db or args.db, Config())
 
 
+def _print(args: argparse.Namespace, result: dict, summary: str) -> int:
+    """One JSON object with --json, else the summary for people; exit code 0."""
+    print(json.dumps(result) if args.json else summary)
+    return 0
+
+
 def _index(args: argparse.Namespace) -> int:
     memory = _memory(args)
     report = memory.index_paths(
         args.paths, stdin=sys.stdin.buffer, progress=sys.stderr.isatty(),
         max_document_bytes=int(args.max_document_mb * 1e6), work_dir=args.work_dir, shard_size=args.shard_size,
     )
-    if args.json:
-        print(json.dumps(report.to_dict()))
-    else:
-        print(f"{memory.db_path}: {report.indexed} indexed, {report.unchanged} unchanged, {report.passages} passages, "
-              f"{report.triples} triples, {report.new_phrases} new phrases, {report.synonym_edges} synonym edges")
-    return 0
+    return _print(args, report.to_dict(), (
+        f"{memory.db_path}: {report.indexed} indexed, {report.unchanged} unchanged, {report.passages} passages, "
+        f"{report.triples} triples, {report.new_phrases} new phrases, {report.synonym_edges} synonym edges"))
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -127,17 +130,13 @@ def _query(args: argparse.Namespace) -> int:
 def _delete(args: argparse.Namespace) -> int:
     deleted = _memory(args).delete(args.doc_ids)
     missing = sorted(set(args.doc_ids) - set(deleted))
-    if args.json:
-        print(json.dumps({"deleted": deleted, "not_found": missing}))
-    else:
-        print(f"deleted {len(deleted)} document(s)" + (f"; not found: {', '.join(missing)}" if missing else ""))
-    return 0
+    summary = f"deleted {len(deleted)} document(s)" + (f"; not found: {', '.join(missing)}" if missing else "")
+    return _print(args, {"deleted": deleted, "not_found": missing}, summary)
 
 
 def _stats(args: argparse.Namespace) -> int:
     stats = _memory(args).stats()
-    print(json.dumps(stats) if args.json else format_table([[k, v] for k, v in stats.items()], ["", "value"]))
-    return 0
+    return _print(args, stats, format_table([[k, v] for k, v in stats.items()], ["", "value"]))
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -169,18 +168,14 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _import_triples(args: argparse.Namespace) -> int:
     report = _memory(args).import_triples(args.file)
-    if args.json:
-        print(json.dumps(report.to_dict()))
-    else:
-        print(f"{args.file}: {report.imported} imported, {report.skipped} skipped (already stored), "
-              f"{report.new_phrases} new phrases, {report.new_facts} new facts, {report.synonym_edges} synonym edges")
-    return 0
+    return _print(args, report.to_dict(), (
+        f"{args.file}: {report.imported} imported, {report.skipped} skipped (already stored), "
+        f"{report.new_phrases} new phrases, {report.new_facts} new facts, {report.synonym_edges} synonym edges"))
 
 
 def _export_graph(args: argparse.Namespace) -> int:
     result = _memory(args).export_graph(args.out, args.format)
-    print(json.dumps(result) if args.json else f"wrote {result['nodes']} nodes and {result['edges']} edges to {result['path']}")
-    return 0
+    return _print(args, result, f"wrote {result['nodes']} nodes and {result['edges']} edges to {result['path']}")
 
 
 def _retrieval_table(retrieval: Retrieval) -> str:

@@ -116,10 +116,7 @@ class Memory:
         """Remove documents and all derived from them; returns the ids that were stored."""
         if not self.db_path.exists():
             return []
-        with open_store(self.db_path) as store:
-            if not set(doc_ids) & set(store.document_hashes()):
-                return []
-        with update_store(self.db_path) as store:
+        with update_store(self.db_path) as store:  # publishes nothing if none of them is stored
             deleted = store.delete_documents(doc_ids)
         if deleted:
             self._snapshot = None
