@@ -9,6 +9,7 @@ Seeds of the walk (the PageRank reset distribution):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -17,7 +18,6 @@ import torch
 
 from hippograph.config import Config
 from hippograph.graph.build import PowerIteration, build_graph, personalized_pagerank
-from hippograph.indexing.dense import top_k
 from hippograph.indexing.store import GraphData
 
 
@@ -113,10 +113,10 @@ class HippoRAGRetriever:
         anchor a search."""
         index = self.graph.phrase_index
         linked = [(index[p], 1.0) for p in _names(query_phrases) if p in index]
-        for phrase in self.phrases_to_embed(query_phrases):
-            [(best, similarity)] = self.phrase_cosine.top(vectors[phrase], 1)
-            if similarity >= self.config.entity_link_threshold:
-                linked.append((best, similarity))
+        unknown = self.phrases_to_embed(query_phrases)
+        if unknown:
+            closest = self.phrase_cosine.top_many(np.stack([vectors[p] for p in unknown]), 1)
+            linked += [best for [best] in closest if best[1] >= self.config.entity_link_threshold]
         return linked
 
     def _entity_phrase_weights(self, linked_phrases: Sequence[tuple[int, float]]) -> np.ndarray:
@@ -134,33 +134,42 @@ class HippoRAGRetriever:
 
 
 class CosineIndex:
-    """Exact top-k cosine over many unit vectors, reading half the bytes of float32.
+    """Exact top-k cosine over many unit vectors, several queries in one product.
 
-    Scoring 75k facts is memory-bound (115 MB of float32 per query). A float16 copy scores every row,
-    then float32 rescores the rows float16 could have misplaced. For unit vectors, rounding both to
-    float16 (11 significant bits) moves their product by at most 2^-10, rounding the product to
-    float16 by 2^-11, and summing in float32 (PyTorch's CPU half kernels accumulate in float32, like
-    the float32 reference) by dim x 2^-22, float16 subnormals included. So every row of the true top k
-    scores within twice that bound of the k-th float16 score.
+    Scoring 75k facts reads 115 MB per query, which is memory-bound: PyTorch's product streams it on
+    every core, where NumPy's BLAS runs single-threaded during a query (see `Memory.retrieve_many`).
     """
 
     def __init__(self, vectors: np.ndarray):
-        self.vectors = vectors
-        self._half = torch.from_numpy(vectors.astype(np.float16))
-        self.margin = 2 * (2**-10 + 2**-11 + vectors.shape[-1] * 2**-22)
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with warnings.catch_warnings():  # stored vectors are read-only; the index only reads them too
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            self._rows = torch.from_numpy(self.vectors)
 
     def __len__(self) -> int:
         return len(self.vectors)
 
     def top(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """(row, cosine) of the k rows closest to `query`, best first; ties keep the lower row first."""
+        return self.top_many(query[None, :], k)[0]
+
+    def top_many(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        """`top` of each row of `queries`."""
         k = min(k, len(self.vectors))
         if k <= 0:
-            return []
-        approx = (self._half @ torch.from_numpy(query.astype(np.float16))).float().numpy()
-        candidates = np.flatnonzero(approx >= np.partition(approx, -k)[-k] - self.margin)
-        scores = self.vectors[candidates] @ query.astype(np.float32, copy=False)
-        return [(int(candidates[i]), float(scores[i])) for i in top_k(scores, k)]
+            return [[] for _ in queries]
+        scores = (self._rows @ torch.from_numpy(np.ascontiguousarray(queries.T, dtype=np.float32))).T
+        return [_top_rows(column, k) for column in scores]
+
+
+def _top_rows(scores: torch.Tensor, k: int) -> list[tuple[int, float]]:
+    """The k best (row, score), ties broken by the lower row: torch.topk finds the k-th score, and
+    every row scoring at least that is ranked (topk alone picks among ties at random)."""
+    kth = float(torch.topk(scores, k, sorted=False).values.min())
+    values = scores.numpy()
+    candidates = np.flatnonzero(values >= kth)
+    best = candidates[np.lexsort((candidates, -values[candidates]))[:k]]
+    return [(int(row), float(values[row])) for row in best]
 
 
 def _names(phrases: Sequence[str]) -> list[str]:

