@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from hippograph import Config
+from hippograph import Config, load_config
 from hippograph.pipeline import shards as sharded
 
 DEFAULT_DB = os.environ.get("HIPPOGRAPH_DB", "hippograph.duckdb")
@@ -44,7 +44,7 @@ def _params() -> dict:
 def _config() -> Config:
     # One spaCy process per task: executors scale out by running tasks side by side, and some
     # (Celery's prefork workers) forbid a task from starting processes of its own.
-    return Config(extract_processes=1).replace(**_params()["config"])
+    return load_config(json.dumps({"extract_processes": 1, **_params()["config"]}))
 
 
 def _work_dir() -> str:

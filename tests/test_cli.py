@@ -221,6 +221,18 @@ def test_delete_json_reports_what_was_not_found(cli, demo_store_copy):
     assert stats(cli, demo_store_copy)["documents"] == 40
 
 
+def test_config_option_picks_the_models_and_constants(cli, demo_store, tmp_path):
+    """--config is how a CLI user picks another embedding model: the store refuses a mismatched one."""
+    config = tmp_path / "config.json"
+    config.write_text('{"embedding_model": "someone/other-model"}')
+    code, out, err = cli("query", "Who?", "--db", demo_store, "--mode", "dense", "--config", config)
+    assert code == 1 and out == "" and "'someone/other-model'" in err
+    code, _, err = cli("query", "Who?", "--db", demo_store, "--config", '{"linking_top_k": "five"}')
+    assert code == 1 and 'linking_top_k must be an integer, not "five"' in err
+    code, out, err = cli("query", "Who?", "--db", demo_store, "--json", "--config", '{"linking_top_k": 1}')
+    assert code == 0 and len(json.loads(out)["facts"]) <= 1, err
+
+
 def test_stats_json(cli, demo_store):
     result = stats(cli, demo_store)
     assert set(result) == STATS_KEYS

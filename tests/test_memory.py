@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -10,12 +12,14 @@ from hippograph import (
     Config,
     Document,
     HippographError,
+    InputError,
     Memory,
     ModelNotFoundError,
     Retrieval,
     RetrievedPassage,
     SeedFact,
     StoreError,
+    load_config,
 )
 
 
@@ -218,6 +222,41 @@ def test_a_missing_spacy_model_is_a_model_not_found_error(tmp_path, small_docs):
 def test_unknown_config_option_is_refused():
     with pytest.raises(ValueError, match="no_such_option"):
         Config().replace(no_such_option=1)
+
+
+def test_queries_refuse_a_store_embedded_by_another_model(demo_store):
+    """Query vectors of another model would rank passages by noise; bm25 needs no vectors and still answers."""
+    memory = Memory(demo_store, Config(embedding_model="someone/other-model"))
+    for mode in ("dense", "hipporag"):
+        with pytest.raises(StoreError, match="'all-MiniLM-L6-v2'.*'someone/other-model'"):
+            memory.retrieve("Who designed the Veloria Bridge?", mode=mode)
+    assert memory.retrieve("Who designed the Veloria Bridge?", mode="bm25").passages
+
+
+def test_load_config_reads_json_text_files_and_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("HIPPOGRAPH_CONFIG", raising=False)
+    assert load_config() == Config()
+    assert load_config('{"linking_top_k": 8, "damping": 1}') == Config(linking_top_k=8, damping=1.0)
+    path = tmp_path / "config.json"
+    path.write_text('{"build_graph": false, "chunk_max_tokens": 128}')
+    assert load_config(path) == Config(build_graph=False, chunk_max_tokens=128)
+    monkeypatch.setenv("HIPPOGRAPH_CONFIG", '{"spacy_model": "en_core_web_trf"}')
+    assert load_config() == Config(spacy_model="en_core_web_trf")
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ('{"no_such_option": 1}', "unknown config option(s): no_such_option"),
+        ('{"linking_top_k": "5"}', 'linking_top_k must be an integer, not "5"'),
+        ('{"build_graph": 1}', "build_graph must be true or false, not 1"),
+        ('{"damping": 0.5,}', "not valid JSON"),
+        ("no-such-config.json", "cannot read config file no-such-config.json"),
+    ],
+)
+def test_load_config_errors_say_what_is_wrong(source, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_config(source)
 
 
 def test_hipporag_on_a_store_without_a_graph_is_dense_without_parsing_the_question(tmp_path, small_docs, monkeypatch):

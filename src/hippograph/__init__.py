@@ -6,13 +6,13 @@
     memory.retrieve("a question", mode="hipporag", top_k=5)
 """
 
-from hippograph.config import Config
+from hippograph.config import Config, load_config
 from hippograph.errors import HippographError, InputError, ModelNotFoundError, StoreError
 from hippograph.memory import MODES, Memory
 from hippograph.types import Document, Passage, Retrieval, RetrievedPassage, SeedFact, Triple
 
 __all__ = [
     "Config", "Document", "HippographError", "InputError", "MODES", "Memory", "ModelNotFoundError",
-    "Passage", "Retrieval", "RetrievedPassage", "SeedFact", "StoreError", "Triple",
+    "Passage", "Retrieval", "RetrievedPassage", "SeedFact", "StoreError", "Triple", "load_config",
 ]
 __version__ = "0.1.0"

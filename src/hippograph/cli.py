@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from hippograph.config import Config, default_db_path
+from hippograph.config import CONFIG_ENV, default_db_path, load_config
 from hippograph.errors import HippographError, InputError
 from hippograph.memory import MODES, Memory
 from hippograph.pipeline.shards import DEFAULT_SHARD_SIZE
@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hippograph", description="Knowledge-graph memory for RAG.")
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument("--db", type=Path, default=None, help=f"store file (default: $HIPPOGRAPH_DB or {default_db_path()})")
+    store.add_argument("--config", default=None, metavar="JSON",
+                       help=f"Config options: a JSON file or object, e.g. '{{\"build_graph\": false}}' (default: ${CONFIG_ENV})")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     add = functools.partial(commands.add_parser, parents=[store])
 
@@ -85,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _memory(args: argparse.Namespace, db: Path | None = None) -> Memory:
-    return Memory(db or args.db, Config())
+    return Memory(db or args.db, load_config(args.config))
 
 
 def _print(args: argparse.Namespace, result: dict, summary: str) -> int:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from hippograph.errors import InputError
+
 DEFAULT_DB = "hippograph.duckdb"
+
+
+CONFIG_ENV = "HIPPOGRAPH_CONFIG"
 
 
 def default_db_path() -> Path:
@@ -64,3 +70,46 @@ class Config:
         if unknown:
             raise ValueError(f"unknown config option(s): {', '.join(sorted(unknown))}")
         return replace(self, **changes)
+
+
+def load_config(source: str | Path | None = None) -> Config:
+    """A Config from a JSON object of options, e.g. {"embedding_model": "BAAI/bge-small-en-v1.5"}: `source`
+    is a JSON file or the JSON text itself; None reads $HIPPOGRAPH_CONFIG, and if that is unset too, the
+    defaults. Raises InputError naming what is wrong."""
+    if source is None:
+        source = os.environ.get(CONFIG_ENV) or "{}"
+    text = str(source)
+    if not text.lstrip().startswith("{"):
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(f"cannot read config file {source}: {error}") from None
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"config {source}: not valid JSON ({error})") from None
+    if not isinstance(options, dict):
+        raise InputError(f"config {source}: expected a JSON object of options, got {type(options).__name__}")
+    defaults = Config()
+    for name, value in options.items():
+        if hasattr(defaults, name) and not _fits(getattr(defaults, name), value):
+            kind = _KINDS[type(getattr(defaults, name))]
+            raise InputError(f"config option {name} must be {kind}, not {json.dumps(value)}")
+    try:
+        return defaults.replace(**options)
+    except ValueError as error:
+        raise InputError(f"config {source}: {error}") from None
+
+
+_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "an integer or null"}
+
+
+def _fits(default: Any, value: Any) -> bool:
+    """Whether `value` has the type of an option whose default is `default` (None: an optional int)."""
+    if default is None:
+        return value is None or (isinstance(value, int) and not isinstance(value, bool))
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))

@@ -33,6 +33,7 @@ class _Snapshot:
 
     generation: int
     file_identity: tuple[int, int, int] | None
+    embedding_model: str | None  # the model the store's vectors came from; None before the first index
     passages: PassageTable
     graph_data: GraphData
     dense: DenseIndex
@@ -141,6 +142,8 @@ class Memory:
         if mode not in MODES:
             raise HippographError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         snapshot = self._load()
+        if mode != "bm25":
+            self._check_embedding_model(snapshot)
         # A query's matrix products are small; OpenBLAS threads left spinning after them slow the
         # embedder's own threads down threefold on a 2-core machine, so BLAS runs single-threaded here.
         with _BLAS.limit(limits=1, user_api="blas"):
@@ -177,6 +180,15 @@ class Memory:
             for i in top_k(scores, k)
         ]
         return Retrieval(question, mode, passages, facts)
+
+    def _check_embedding_model(self, snapshot: _Snapshot) -> None:
+        """Query vectors from another model than the stored ones would rank by noise, or fail on shape."""
+        stored, configured = snapshot.embedding_model, self.config.embedding_model
+        if stored is not None and stored != configured:
+            raise StoreError(
+                f"{self.db_path} holds vectors from {stored!r}, but this Memory embeds queries with "
+                f"{configured!r}: query with Config(embedding_model={stored!r}) (CLI: --config), or re-index."
+            )
 
     def _query_phrases(self, question: str) -> list[str]:
         if not self.config.entity_linking:
@@ -246,8 +258,10 @@ class Memory:
     def _read_snapshot(self) -> _Snapshot:
         identity = _file_identity(self.db_path)  # before reading: a publish during the read shows next time
         with open_store(self.db_path) as store:
-            generation, passages, graph_data = store.generation(), store.load_passages(), store.load_graph_data()
-        return _Snapshot(generation, identity, passages, graph_data, DenseIndex(passages.embeddings))
+            generation, model = store.generation(), store.embedding_model()
+            passages, graph_data = store.load_passages(), store.load_graph_data()
+        model_name = model[0] if model else None
+        return _Snapshot(generation, identity, model_name, passages, graph_data, DenseIndex(passages.embeddings))
 
 
 def _file_identity(path: Path) -> tuple[int, int, int] | None:
