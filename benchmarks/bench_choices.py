@@ -1,6 +1,9 @@
 """Evidence for two speed choices: bf16 autocast for the embedder, and power iteration for PageRank.
 
-    python benchmarks/bench_choices.py   # needs benchmarks/.cache/musique-dev.duckdb (benchmarks/ablation.py makes it)
+    python benchmarks/bench_choices.py
+
+Needs benchmarks/.cache/musique-dev.duckdb (benchmarks/run_eval.sh makes it) and benchmarks/.cache/2wiki.duckdb
+(`hippograph index ../shared/data/2wiki-corpus/corpus.jsonl --db benchmarks/.cache/2wiki.duckdb`).
 
 Writes benchmarks/results/choices.md.
 """
@@ -14,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from bench_index import machine
 from hippograph import Memory
 from hippograph.graph.build import PowerIteration, personalized_pagerank
 from hippograph.pipeline.embed import Embedder
@@ -37,6 +41,7 @@ def embedder_precision(texts: list[str]) -> list[str]:
 
 
 def pagerank_solvers(store: Path) -> list[str]:
+    """p50 time of each solver over 30 random resets, and how far apart their scores are."""
     memory = Memory(store)
     memory.retrieve("warm-up", mode="hipporag")
     retriever = memory._load().hipporag(memory.config)
@@ -59,7 +64,7 @@ def pagerank_solvers(store: Path) -> list[str]:
                 samples.append((time.perf_counter() - start) * 1000)
             timings[name] = float(np.median(samples))
         gap = max(float(np.abs(personalized_pagerank(graph, r, 0.5) - power(r, 0.5)).max()) for r in resets)
-    return [f"graph: {graph.vcount()} vertices, {graph.ecount()} edges (musique-dev)", "",
+    return [f"graph: {graph.vcount()} vertices, {graph.ecount()} edges ({store.stem})", "",
             "| solver | p50 ms per query |", "|---|---|",
             *[f"| {name} | {ms:.2f} |" for name, ms in timings.items()], "",
             f"largest difference between the two solvers' scores over 30 queries: {gap:.2e}"]
@@ -67,10 +72,13 @@ def pagerank_solvers(store: Path) -> list[str]:
 
 def main() -> None:
     texts = [f"{r['title']}\n{r['text']}" for r in map(json.loads, (DATA / "hotpotqa-dev" / "corpus.jsonl").read_text().splitlines()[:500])]
-    lines = ["# Speed choices\n", "Command: `python benchmarks/bench_choices.py`\n",
-             "## Embedder precision (500 hotpotqa-dev passages, 2 CPU cores)\n", *embedder_precision(texts), "",
-             "## PageRank solver\n", *pagerank_solvers(ROOT / ".cache" / "musique-dev.duckdb")]
-    (ROOT / "results" / "choices.md").write_text("\n".join(lines) + "\n")
+    about = machine()
+    lines = ["# Speed choices\n", "Command: `python benchmarks/bench_choices.py`  ",
+             f"Machine: {about['cpu']}, {about['cores']} cores, CPU only\n",
+             "## Embedder precision (500 hotpotqa-dev passages)\n", *embedder_precision(texts), ""]
+    for store in ("musique-dev", "2wiki"):
+        lines += ["## PageRank solver\n", *pagerank_solvers(ROOT / ".cache" / f"{store}.duckdb"), ""]
+    (ROOT / "results" / "choices.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 
