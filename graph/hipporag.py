@@ -164,7 +164,7 @@ class CosineIndex:
 
 def _top_rows(scores: torch.Tensor, k: int) -> list[tuple[int, float]]:
     """The k best (row, score), ties broken by the lower row: torch.topk finds the k-th score, and
-    every row scoring at least that is ranked (topk alone picks among ties at random)."""
+    every row scoring at least that is ranked (topk alone picks among ties arbitrarily)."""
     kth = float(torch.topk(scores, k, sorted=False).values.min())
     values = scores.numpy()
     candidates = np.flatnonzero(values >= kth)

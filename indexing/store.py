@@ -170,7 +170,8 @@ class Store:
 
     # ---- reads --------------------------------------------------------------------------------
 
-    def document_hashes(self) -> dict[str, str]:
+    def index_keys(self) -> dict[str, str]:
+        """doc_id -> `Document.index_key` of the version stored (in the content_hash column)."""
         if not self._has_table("documents"):
             return {}
         return dict(self.con.execute("SELECT doc_id, content_hash FROM documents").fetchall())
@@ -299,7 +300,7 @@ class Store:
 
     def delete_documents(self, doc_ids: Sequence[str]) -> list[str]:
         """Remove documents and everything derived from them; returns the ids that were there."""
-        present = sorted(set(doc_ids) & set(self.document_hashes()))
+        present = sorted(set(doc_ids) & set(self.index_keys()))
         if present:
             with self._transaction():
                 self._remove_documents(present)
@@ -336,7 +337,7 @@ class Store:
             "title": [d.title for d in batch.documents],
             "text": [d.text for d in batch.documents],
             "metadata": [json.dumps(d.metadata, default=str) for d in batch.documents],
-            "content_hash": [d.content_hash for d in batch.documents],
+            "content_hash": [d.index_key(batch.index_settings) for d in batch.documents],
             "ingested_at": pa.array([now] * len(batch.documents), type=pa.timestamp("us")),
         }))
         self._insert("passages", pa.table({

@@ -43,10 +43,14 @@ class IndexReport:
 class StoreState:
     """What the store already holds that indexing needs to know."""
 
-    content_hashes: dict[str, str]
+    index_keys: dict[str, str]  # doc_id -> `Document.index_key` of the stored version
     phrases: list[str]
     phrase_vectors: np.ndarray  # row-aligned with `phrases`; empty when read without vectors
     fact_keys: set[FactKey]
+
+    def holds(self, document: Document, config: Config) -> bool:
+        """Whether the store has this document indexed as it is now, under `config`'s index settings."""
+        return self.index_keys.get(document.doc_id) == document.index_key(config.index_settings())
 
     @staticmethod
     def read(db_path: str | Path, vectors: bool = True) -> "StoreState":
@@ -60,7 +64,7 @@ class StoreState:
     @staticmethod
     def of(store: Store, vectors: bool = True) -> "StoreState":
         phrases = store.phrase_vectors() if vectors else (store.phrases(), np.zeros((0, 0), np.float32))
-        return StoreState(store.document_hashes(), *phrases, store.fact_keys())
+        return StoreState(store.index_keys(), *phrases, store.fact_keys())
 
 
 @dataclass
@@ -100,9 +104,9 @@ def load(
         with timer("read_store"):
             state = StoreState.read(db_path)
         given = len(output.documents)
-        output = _without_stored(output, state)
+        output = _without_stored(output, state, config)
         report.unchanged += given - len(output.documents)
-        removed = sorted(set(delete) & (set(state.content_hashes) - {d.doc_id for d in output.documents}))
+        removed = sorted(set(delete) & (set(state.index_keys) - {d.doc_id for d in output.documents}))
         if not output.documents and not removed:
             return report
         with timer("merge"):
@@ -121,7 +125,7 @@ def merge(output: StageOutput, state: StoreState, config: Config) -> IndexBatch:
     """The batch to write: the documents with their passages and graph records, vectors for phrases
     and facts the store lacks (reused from the stages, else embedded here), synonym edges of new phrases."""
     embedder = embedder_for(config)
-    batch = IndexBatch(embedder.name, output.documents, output.passages, output.passage_vectors)
+    batch = IndexBatch(embedder.name, config.index_settings(), output.documents, output.passages, output.passage_vectors)
     known_phrases = set(state.phrases)
     new_phrases: dict[str, None] = {}  # ordered sets
     new_facts: dict[FactKey, None] = {}
@@ -162,9 +166,10 @@ def _rows(vectors: dict, keys: list, dim: int) -> np.ndarray:
     return np.vstack([vectors[key] for key in keys]) if keys else np.zeros((0, dim), np.float32)
 
 
-def _without_stored(output: StageOutput, state: StoreState) -> StageOutput:
-    """`output` less the documents the store holds with the same content (loaded by an earlier run)."""
-    todo = {d.doc_id for d in output.documents if state.content_hashes.get(d.doc_id) != d.content_hash}
+def _without_stored(output: StageOutput, state: StoreState, config: Config) -> StageOutput:
+    """`output` less the documents the store holds as they are, under the same settings (loaded by an
+    earlier run)."""
+    todo = {d.doc_id for d in output.documents if not state.holds(d, config)}
     if len(todo) == len(output.documents):
         return output
     rows = [i for i, p in enumerate(output.passages) if p.doc_id in todo]

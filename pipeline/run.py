@@ -32,7 +32,7 @@ def index_documents(
     timer = StageTimer(report)
     with timer("read_store"):
         state = StoreState.read(db_path, vectors=False)  # the load reads it whole, under the writer lock
-    todo = [d for d in documents if state.content_hashes.get(d.doc_id) != d.content_hash]
+    todo = [d for d in documents if not state.holds(d, config)]
     report.unchanged = len(documents) - len(todo)
     if not todo:
         return report

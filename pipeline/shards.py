@@ -58,12 +58,13 @@ def plan_documents(
     config: Config = Config(),
     shard_size: int = DEFAULT_SHARD_SIZE,
 ) -> list[str]:
-    """Write the documents the store lacks or holds in another version as shards; returns their folders.
+    """Write the documents the store lacks, or holds in another version or under other index settings, as
+    shards; returns their folders.
 
     Shard folders from earlier plans that this one does not list are removed (their documents were
     loaded since, or changed again). One work directory serves one store and one run at a time.
     """
-    return _plan(documents, _stored_hashes(db_path), work_dir, config, shard_size)
+    return _plan(documents, _stored_keys(db_path), work_dir, config, shard_size)
 
 
 def _plan(
@@ -71,7 +72,8 @@ def _plan(
 ) -> list[str]:
     if shard_size < 1:
         raise HippographError("shard size must be at least 1")
-    pending = sorted((d for d in documents if stored.get(d.doc_id) != d.content_hash), key=lambda d: d.doc_id)
+    settings = config.index_settings()
+    pending = sorted((d for d in documents if stored.get(d.doc_id) != d.index_key(settings)), key=lambda d: d.doc_id)
     root = Path(work_dir) / "shards"
     shards = []
     for start in range(0, len(pending), shard_size):
@@ -88,18 +90,17 @@ def _plan(
     return shards
 
 
-def _stored_hashes(db_path: str | Path) -> dict[str, str]:
+def _stored_keys(db_path: str | Path) -> dict[str, str]:
     if not Path(db_path).exists():
         return {}
     with open_store(db_path) as store:
-        return store.document_hashes()
+        return store.index_keys()
 
 
 def _shard_id(documents: Sequence[Document], config: Config) -> str:
-    """Same documents and same stage settings, same id: a re-plan finds the work already done."""
-    settings = (config.embedding_model, config.embedding_precision, config.chunk_max_tokens,
-                config.build_graph, config.spacy_model, config.synonym_min_chars)
-    return content_hash(json.dumps(settings), *(f"{d.doc_id}\x1e{d.content_hash}" for d in documents))[:16]
+    """Same documents and same index settings, same id: a re-plan finds the work already done."""
+    settings = config.index_settings()
+    return content_hash(*(f"{d.doc_id}\x1e{d.index_key(settings)}" for d in documents))[:16]
 
 
 # ---- stages ---------------------------------------------------------------------------------------
@@ -333,7 +334,7 @@ def plan_sources(
     `delete_missing`, the stored documents the sources no longer hold, for a store that mirrors them."""
     from hippograph.pipeline.sources import read_documents
 
-    documents, stored = read_documents(sources), _stored_hashes(db_path)
+    documents, stored = read_documents(sources), _stored_keys(db_path)
     shards = _plan(documents, stored, work_dir, config, shard_size)
     deletions = sorted(set(stored) - {d.doc_id for d in documents}) if delete_missing else []
     Path(work_dir).mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,22 @@ def test_index_dicts_and_documents(tmp_path, small_docs):
     assert stats["embedding_model"] == "all-MiniLM-L6-v2" and stats["embedding_dim"] == 384
 
 
+def test_indexing_under_other_settings_indexes_the_documents_again(tmp_path, small_docs):
+    """A store indexed without a graph gets one when indexed again with it; the same settings twice do nothing."""
+    db = tmp_path / "m.duckdb"
+    plain = Memory(db, Config(build_graph=False))
+    assert plain.index(small_docs).indexed == len(small_docs)
+    assert plain.index(small_docs).unchanged == len(small_docs)
+    assert plain.stats()["triples"] == 0
+
+    with_graph = Memory(db)
+    report = with_graph.index(small_docs)
+    assert (report.indexed, report.unchanged) == (len(small_docs), 0)
+    assert with_graph.stats()["triples"] == report.triples > 0
+    assert with_graph.index(small_docs).unchanged == len(small_docs)
+    assert with_graph.retrieve("Who designed the Veloria Bridge?", mode="hipporag").facts
+
+
 def test_index_paths_reads_files_and_stdin(tmp_path):
     import io
 

@@ -11,9 +11,7 @@ from typing import Any
 from hippograph.errors import InputError
 
 DEFAULT_DB = "hippograph.duckdb"
-
-
-CONFIG_ENV = "HIPPOGRAPH_CONFIG"
+CONFIG_ENV = "HIPPOGRAPH_CONFIG"  # Config options as JSON, for the CLI and the DAG
 
 
 def default_db_path() -> Path:
@@ -64,6 +62,12 @@ class Config:
     entity_linking: bool = True
     entity_link_threshold: float = 0.8
     score_fusion: str = "ppr"  # "ppr": rank by PageRank mass; "rrf": reciprocal-rank fusion with dense
+
+    def index_settings(self) -> str:
+        """The options that shape what indexing stores: a document indexed under other ones is indexed
+        again (see `Document.index_key`)."""
+        return json.dumps([self.embedding_model, self.embedding_precision, self.chunk_max_tokens,
+                           self.build_graph, self.spacy_model, self.synonym_min_chars])
 
     def replace(self, **changes: Any) -> "Config":
         unknown = set(changes) - {f.name for f in fields(self)}

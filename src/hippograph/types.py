@@ -35,6 +35,11 @@ class Document:
     def content_hash(self) -> str:
         return content_hash(self.title, self.text, json.dumps(self.metadata, sort_keys=True, default=str))
 
+    def index_key(self, index_settings: str) -> str:
+        """What the store keeps to tell whether this document is indexed as it is now, under these
+        settings (`Config.index_settings`): a change to either indexes it again."""
+        return content_hash(self.content_hash, index_settings)
+
 
 @dataclass(frozen=True)
 class Passage:
@@ -136,6 +141,7 @@ class IndexBatch:
     """
 
     embedding_model: str
+    index_settings: str = ""  # stored with each document as part of its `index_key`
     documents: list[Document] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
     passage_embeddings: Any = None  # np.ndarray (len(passages), dim)

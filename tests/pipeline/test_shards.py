@@ -54,6 +54,13 @@ def test_plan_writes_only_new_or_changed_documents_as_shards(tmp_path, demo_docu
         "shards of the earlier plan are removed"
 
 
+def test_a_plan_under_other_settings_lists_the_stored_documents_again(tmp_path, small_docs, small_store_copy):
+    documents = documents_from_records(small_docs)
+    assert shards.plan_documents(documents, small_store_copy, tmp_path / "work") == []
+    plan = shards.plan_documents(documents, small_store_copy, tmp_path / "work", Config(chunk_max_tokens=64))
+    assert sorted(d.doc_id for s in plan for d in shards._read_documents(s)) == sorted(d.doc_id for d in documents)
+
+
 def test_a_finished_stage_is_skipped(tmp_path, demo_documents):
     [shard] = shards.plan_documents(demo_documents[:3], tmp_path / "s.duckdb", tmp_path / "work")
     shards.chunk_shard(shard)
