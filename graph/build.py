@@ -97,8 +97,8 @@ class PowerIteration:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
             self.transition = torch.sparse_csr_tensor(
-                torch.from_numpy(transition.indptr.astype(np.int64)),
-                torch.from_numpy(transition.indices.astype(np.int64)),
+                torch.from_numpy(transition.indptr.astype(np.int32)),  # int32 indices: a quarter less to read
+                torch.from_numpy(transition.indices.astype(np.int32)),
                 torch.from_numpy(transition.data),
                 size=transition.shape,
                 check_invariants=True,  # once, when built

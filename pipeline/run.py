@@ -19,6 +19,7 @@ from hippograph.config import Config
 from hippograph.errors import StoreError
 from hippograph.indexing.store import open_store, update_store, writer_lock
 from hippograph.pipeline.embed import embedder_for
+from hippograph.pipeline.extract import load_spacy
 from hippograph.pipeline.load import IndexReport, StageOutput, StageTimer, StoreState, load, merge
 from hippograph.pipeline.stages import GraphVectors, chunk, embed_graph, embed_passages, extract
 from hippograph.types import Document
@@ -43,6 +44,10 @@ def run_stages(
     documents: Sequence[Document], config: Config, timer: StageTimer, state: StoreState, progress: bool = False
 ) -> StageOutput:
     """Every stage over the documents, skipping phrases and facts `state` says are stored."""
+    with timer("load_models"):  # once per process; timed apart so the stage times are the stages' own
+        embedder_for(config)
+        if config.build_graph:
+            load_spacy(config.spacy_model)
     with timer("chunk"):
         passages = chunk(documents, config)
     with timer("embed_passages"):
