@@ -37,6 +37,7 @@ VARIANTS: list[tuple[str, dict]] = [
     ("default, damping 0.85 instead of 0.5", {"damping": 0.85}),
     ("default, passage_node_weight 0.02 (sensitivity)", {"passage_node_weight": 0.02}),
     ("default, passage_node_weight 0.2 (sensitivity)", {"passage_node_weight": 0.2}),
+    ("default, entity filter without the relative fallback (entity_only)", {"recognition_filter": "entity_only"}),
 ]
 
 

@@ -72,16 +72,17 @@ class HippoRAGRetriever:
         """Recognition memory without an LLM (HippoRAG 2 asks an LLM which linked facts are relevant).
 
         "entity": the facts about a phrase the query names; if none is, as "relative".
+        "entity_only": the facts about a phrase the query names, if any.
         "relative": facts scoring at least `recognition_min_ratio` of the best one.
         "none": every linked fact.
         """
         mode = self.config.recognition_filter
         if mode == "none" or not facts:
             return facts
-        if mode == "entity":
+        if mode in ("entity", "entity_only"):
             named = {phrase for phrase, _ in linked_phrases}
             about_named = [(f, s) for f, s in facts if named.intersection(self.fact_phrases[f])]
-            if about_named:
+            if about_named or mode == "entity_only":
                 return about_named
         best = max(score for _, score in facts)
         return [(f, s) for f, s in facts if s >= self.config.recognition_min_ratio * best]

@@ -267,6 +267,7 @@ def test_load_config_reads_json_text_files_and_the_environment(tmp_path, monkeyp
         ('{"linking_top_k": "5"}', 'linking_top_k must be an integer, not "5"'),
         ('{"build_graph": 1}', "build_graph must be true or false, not 1"),
         ('{"damping": 0.5,}', "not valid JSON"),
+        ('{"recognition_filter": "entities"}', "recognition_filter must be one of 'entity', 'entity_only'"),
         ("no-such-config.json", "cannot read config file no-such-config.json"),
     ],
 )

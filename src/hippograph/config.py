@@ -54,6 +54,7 @@ class Config:
     pagerank_solver: str = "power"
     # Recognition memory without an LLM (an LLM filter comes with LLM support):
     #   "entity": of the linked facts keep those about a phrase the query names; if none is, "relative";
+    #   "entity_only": only those; a question naming nothing in the graph gets the dense answer;
     #   "relative": keep facts scoring >= recognition_min_ratio x the best fact's score;
     #   "none": keep all `linking_top_k` facts.
     recognition_filter: str = "entity"
@@ -62,6 +63,12 @@ class Config:
     entity_linking: bool = True
     entity_link_threshold: float = 0.8
     score_fusion: str = "ppr"  # "ppr": rank by PageRank mass; "rrf": reciprocal-rank fusion with dense
+
+    def __post_init__(self) -> None:
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"config option {name} must be one of {', '.join(map(repr, allowed))}, "
+                                 f"not {getattr(self, name)!r}")
 
     def index_settings(self) -> str:
         """The options that shape what indexing stores: a document indexed under other ones is indexed
@@ -74,6 +81,14 @@ class Config:
         if unknown:
             raise ValueError(f"unknown config option(s): {', '.join(sorted(unknown))}")
         return replace(self, **changes)
+
+
+_CHOICES = {
+    "embedding_precision": ("auto", "float32", "bfloat16"),
+    "pagerank_solver": ("power", "prpack"),
+    "recognition_filter": ("entity", "entity_only", "relative", "none"),
+    "score_fusion": ("ppr", "rrf"),
+}
 
 
 def load_config(source: str | Path | None = None) -> Config:

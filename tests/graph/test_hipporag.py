@@ -130,3 +130,12 @@ def test_without_facts_hipporag_falls_back_to_dense(no_fact_store, name):
 def test_a_question_no_fact_matches_keeps_the_dense_answer(odd_store):
     retrieval = Memory(odd_store).retrieve("Hello", mode="hipporag", top_k=1)
     assert retrieval.passages[0].doc_id == "one-word"
+
+
+def test_the_entity_only_filter_gives_a_question_naming_nothing_the_dense_answer(odd_store):
+    memory = Memory(odd_store, Config(recognition_filter="entity_only"))
+    retrieval = memory.retrieve("Hello", mode="hipporag", top_k=3)
+    assert retrieval.facts == []
+    dense = memory.retrieve("Hello", mode="dense", top_k=3)
+    assert [p.passage_id for p in retrieval.passages] == [p.passage_id for p in dense.passages]
+    assert retrieval.passages[0].doc_id == "one-word"
