@@ -44,7 +44,7 @@ def _params() -> dict:
 def _config() -> Config:
     # One spaCy process per task: executors scale out by running tasks side by side, and some
     # (Celery's prefork workers) forbid a task from starting processes of its own.
-    return load_config(json.dumps({"extract_processes": 1, **_params()["config"]}))
+    return load_config({"extract_processes": 1, **_params()["config"]})
 
 
 def _work_dir() -> str:

@@ -158,11 +158,8 @@ class Store:
             self._run(_EMBEDDING_SCHEMA.format(dim=int(dim)))
             self._set_meta("embedding_model", model)
             self._set_meta("embedding_dim", str(dim))
-        elif stored != (model, dim):
-            raise StoreError(
-                f"{self.path} holds vectors from {stored[0]} ({stored[1]}-d), not {model} ({dim}-d). "
-                "Index with the same embedding model, or use a new store file."
-            )
+        else:
+            check_embedding_model(self.path, stored, model, dim)
 
     def generation(self) -> int:
         """Increases with every committed write; readers compare it to know when to reload."""
@@ -400,6 +397,17 @@ class Store:
                 )
             finally:
                 self.con.unregister("incoming")
+
+
+def check_embedding_model(path: str | Path, stored: tuple[str, int] | None, model: str, dim: int | None = None) -> None:
+    """Refuse to mix vectors of `model` with the `stored` ones (None: the store has none yet): they would
+    rank by noise, or fail on shape. Without `dim`, only the names are compared (no model loaded)."""
+    if stored is None or (stored[0] == model and dim in (None, stored[1])):
+        return
+    raise StoreError(
+        f"{path} holds vectors from {stored[0]!r} ({stored[1]}-d), not {model!r}: use "
+        f"Config(embedding_model={stored[0]!r}) (CLI: --config) with this store, or a new store file."
+    )
 
 
 @contextmanager

@@ -8,7 +8,7 @@ It never blocks readers: `update_store` writes a copy and swaps it in.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,10 +47,6 @@ class StoreState:
     phrases: list[str]
     phrase_vectors: np.ndarray  # row-aligned with `phrases`; empty when read without vectors
     fact_keys: set[FactKey]
-
-    def holds(self, document: Document, config: Config) -> bool:
-        """Whether the store has this document indexed as it is now, under `config`'s index settings."""
-        return self.index_keys.get(document.doc_id) == document.index_key(config.index_settings())
 
     @staticmethod
     def read(db_path: str | Path, vectors: bool = True) -> "StoreState":
@@ -166,10 +162,17 @@ def _rows(vectors: dict, keys: list, dim: int) -> np.ndarray:
     return np.vstack([vectors[key] for key in keys]) if keys else np.zeros((0, dim), np.float32)
 
 
+def pending(documents: Iterable[Document], index_keys: Mapping[str, str], config: Config) -> list[Document]:
+    """The documents the store (`index_keys`, see `Store.index_keys`) lacks, or holds in another version
+    or indexed under other settings than `config`'s."""
+    settings = config.index_settings()
+    return [d for d in documents if index_keys.get(d.doc_id) != d.index_key(settings)]
+
+
 def _without_stored(output: StageOutput, state: StoreState, config: Config) -> StageOutput:
     """`output` less the documents the store holds as they are, under the same settings (loaded by an
     earlier run)."""
-    todo = {d.doc_id for d in output.documents if not state.holds(d, config)}
+    todo = {d.doc_id for d in pending(output.documents, state.index_keys, config)}
     if len(todo) == len(output.documents):
         return output
     rows = [i for i, p in enumerate(output.passages) if p.doc_id in todo]

@@ -16,11 +16,10 @@ from typing import Any
 import numpy as np
 
 from hippograph.config import Config
-from hippograph.errors import StoreError
-from hippograph.indexing.store import open_store, update_store, writer_lock
+from hippograph.indexing.store import check_embedding_model, open_store, update_store, writer_lock
 from hippograph.pipeline.embed import embedder_for
 from hippograph.pipeline.extract import load_spacy
-from hippograph.pipeline.load import IndexReport, StageOutput, StageTimer, StoreState, load, merge
+from hippograph.pipeline.load import IndexReport, StageOutput, StageTimer, StoreState, load, merge, pending
 from hippograph.pipeline.stages import GraphVectors, chunk, embed_graph, embed_passages, extract
 from hippograph.types import Document
 
@@ -33,7 +32,7 @@ def index_documents(
     timer = StageTimer(report)
     with timer("read_store"):
         state = StoreState.read(db_path, vectors=False)  # the load reads it whole, under the writer lock
-    todo = [d for d in documents if not state.holds(d, config)]
+    todo = pending(documents, state.index_keys, config)
     report.unchanged = len(documents) - len(todo)
     if not todo:
         return report
@@ -96,8 +95,7 @@ def import_triples(
         if not facts:
             return report
         embedder = embedder_for(config)
-        if model != (embedder.name, embedder.dim):  # the batch has no passages, so `Store.write` cannot check
-            raise StoreError(f"{db_path} holds vectors from {model[0]}, not {embedder.name}; import with the same model")
+        check_embedding_model(db_path, model, embedder.name, embedder.dim)  # no passages: `Store.write` won't
         no_passages = np.zeros((0, embedder.dim), np.float32)
         output = StageOutput([], [], no_passages, facts, GraphVectors.empty(embedder.dim))
         with timer("merge"):

@@ -36,7 +36,7 @@ from hippograph.config import Config
 from hippograph.errors import HippographError
 from hippograph.indexing.store import open_store
 from hippograph.pipeline.embed import embedder_for
-from hippograph.pipeline.load import IndexReport, StageOutput, StageTimer, load
+from hippograph.pipeline.load import IndexReport, StageOutput, StageTimer, load, pending
 from hippograph.pipeline.stages import GraphVectors, chunk, embed_graph, embed_passages, extract
 from hippograph.types import Document, Passage, PassageFacts, Triple, content_hash
 
@@ -72,12 +72,11 @@ def _plan(
 ) -> list[str]:
     if shard_size < 1:
         raise HippographError("shard size must be at least 1")
-    settings = config.index_settings()
-    pending = sorted((d for d in documents if stored.get(d.doc_id) != d.index_key(settings)), key=lambda d: d.doc_id)
+    todo = sorted(pending(documents, stored, config), key=lambda d: d.doc_id)
     root = Path(work_dir) / "shards"
     shards = []
-    for start in range(0, len(pending), shard_size):
-        group = pending[start : start + shard_size]
+    for start in range(0, len(todo), shard_size):
+        group = todo[start : start + shard_size]
         shard = root / _shard_id(group, config)
         if not (shard / DOCUMENTS).exists():
             shard.mkdir(parents=True, exist_ok=True)
@@ -86,7 +85,7 @@ def _plan(
     for folder in root.glob("*"):
         if str(folder) not in shards:
             shutil.rmtree(folder, ignore_errors=True)
-    log.info("planned %d shards: %d of %d documents are new or changed", len(shards), len(pending), len(documents))
+    log.info("planned %d shards: %d of %d documents are new or changed", len(shards), len(todo), len(documents))
     return shards
 
 

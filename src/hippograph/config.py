@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,13 @@ class Config:
     score_fusion: str = "ppr"  # "ppr": rank by PageRank mass; "rrf": reciprocal-rank fusion with dense
 
     def __post_init__(self) -> None:
-        for name, allowed in _CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"config option {name} must be one of {', '.join(map(repr, allowed))}, "
-                                 f"not {getattr(self, name)!r}")
+        for option in fields(self):
+            value, allowed = getattr(self, option.name), _CHOICES.get(option.name)
+            if not _fits(option.default, value):
+                shown = json.dumps(value, default=repr)
+                raise ValueError(f"config option {option.name} must be {_KINDS[type(option.default)]}, not {shown}")
+            if allowed and value not in allowed:
+                raise ValueError(f"config option {option.name} must be one of {', '.join(map(repr, allowed))}, not {value!r}")
 
     def index_settings(self) -> str:
         """The options that shape what indexing stores: a document indexed under other ones is indexed
@@ -91,12 +95,20 @@ _CHOICES = {
 }
 
 
-def load_config(source: str | Path | None = None) -> Config:
-    """A Config from a JSON object of options, e.g. {"embedding_model": "BAAI/bge-small-en-v1.5"}: `source`
-    is a JSON file or the JSON text itself; None reads $HIPPOGRAPH_CONFIG, and if that is unset too, the
+def load_config(source: str | Path | Mapping[str, Any] | None = None) -> Config:
+    """A Config from options, e.g. {"embedding_model": "BAAI/bge-small-en-v1.5"}: `source` is a mapping, a
+    JSON file or the JSON text itself; None reads $HIPPOGRAPH_CONFIG, and if that is unset too, the
     defaults. Raises InputError naming what is wrong."""
     if source is None:
         source = os.environ.get(CONFIG_ENV) or "{}"
+    options = source if isinstance(source, Mapping) else _json_options(source)
+    try:
+        return Config().replace(**options)
+    except ValueError as error:
+        raise InputError(f"config {source}: {error}") from None
+
+
+def _json_options(source: str | Path) -> Any:
     text = str(source)
     if not text.lstrip().startswith("{"):
         try:
@@ -109,15 +121,7 @@ def load_config(source: str | Path | None = None) -> Config:
         raise InputError(f"config {source}: not valid JSON ({error})") from None
     if not isinstance(options, dict):
         raise InputError(f"config {source}: expected a JSON object of options, got {type(options).__name__}")
-    defaults = Config()
-    for name, value in options.items():
-        if hasattr(defaults, name) and not _fits(getattr(defaults, name), value):
-            kind = _KINDS[type(getattr(defaults, name))]
-            raise InputError(f"config option {name} must be {kind}, not {json.dumps(value)}")
-    try:
-        return defaults.replace(**options)
-    except ValueError as error:
-        raise InputError(f"config {source}: {error}") from None
+    return options
 
 
 _KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "an integer or null"}

@@ -15,7 +15,7 @@ from hippograph.config import Config, default_db_path
 from hippograph.errors import HippographError, StoreError
 from hippograph.indexing.bm25 import BM25Index
 from hippograph.indexing.dense import DenseIndex, top_k
-from hippograph.indexing.store import GraphData, PassageTable, open_store, update_store
+from hippograph.indexing.store import GraphData, PassageTable, check_embedding_model, open_store, update_store
 from hippograph.pipeline.embed import Embedder, embedder_for
 from hippograph.pipeline.run import ImportReport, IndexReport, import_triples, index_documents
 from hippograph.pipeline.shards import DEFAULT_SHARD_SIZE, index_in_shards
@@ -33,7 +33,7 @@ class _Snapshot:
 
     generation: int
     file_identity: tuple[int, int, int] | None
-    embedding_model: str | None  # the model the store's vectors came from; None before the first index
+    embedding_model: tuple[str, int] | None  # (name, dim) of the stored vectors; None before the first index
     passages: PassageTable
     graph_data: GraphData
     dense: DenseIndex
@@ -142,8 +142,8 @@ class Memory:
         if mode not in MODES:
             raise HippographError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         snapshot = self._load()
-        if mode != "bm25":
-            self._check_embedding_model(snapshot)
+        if mode != "bm25":  # bm25 needs no vectors
+            check_embedding_model(self.db_path, snapshot.embedding_model, self.config.embedding_model)
         # A query's matrix products are small; OpenBLAS threads left spinning after them slow the
         # embedder's own threads down threefold on a 2-core machine, so BLAS runs single-threaded here.
         with _BLAS.limit(limits=1, user_api="blas"):
@@ -180,15 +180,6 @@ class Memory:
             for i in top_k(scores, k)
         ]
         return Retrieval(question, mode, passages, facts)
-
-    def _check_embedding_model(self, snapshot: _Snapshot) -> None:
-        """Query vectors from another model than the stored ones would rank by noise, or fail on shape."""
-        stored, configured = snapshot.embedding_model, self.config.embedding_model
-        if stored is not None and stored != configured:
-            raise StoreError(
-                f"{self.db_path} holds vectors from {stored!r}, but this Memory embeds queries with "
-                f"{configured!r}: query with Config(embedding_model={stored!r}) (CLI: --config), or re-index."
-            )
 
     def _query_phrases(self, question: str) -> list[str]:
         if not self.config.entity_linking:
@@ -260,8 +251,7 @@ class Memory:
         with open_store(self.db_path) as store:
             generation, model = store.generation(), store.embedding_model()
             passages, graph_data = store.load_passages(), store.load_graph_data()
-        model_name = model[0] if model else None
-        return _Snapshot(generation, identity, model_name, passages, graph_data, DenseIndex(passages.embeddings))
+        return _Snapshot(generation, identity, model, passages, graph_data, DenseIndex(passages.embeddings))
 
 
 def _file_identity(path: Path) -> tuple[int, int, int] | None:
