@@ -42,9 +42,7 @@ def embedder_precision(texts: list[str]) -> list[str]:
 
 def pagerank_solvers(store: Path) -> list[str]:
     """p50 time of each solver over 30 random resets, and how far apart their scores are."""
-    memory = Memory(store)
-    memory.retrieve("warm-up", mode="hipporag")
-    retriever = memory._load().hipporag(memory.config)
+    retriever = Memory(store).retriever("hipporag").graph
     graph = retriever.graph.graph
     rng = np.random.default_rng(0)
     resets = []

@@ -59,30 +59,30 @@ def query_latencies(memory: Memory, questions: list[str]) -> dict[str, dict[str,
 
 
 def hipporag_split(memory: Memory, questions: list[str]) -> dict[str, dict[str, float]]:
-    """Time each part of a hipporag query on its own, in the order `Memory.retrieve` runs them: query
-    phrases (spaCy), one embedding call (question and unmatched phrases), phrase linking, fact scoring
-    (with the reset vector), PageRank."""
+    """Time each part of a hipporag query on its own, in the order `HippoRAGRetriever.retrieve_many` runs
+    them: query phrases (spaCy), one embedding call (question and unmatched phrases), phrase linking,
+    fact scoring (with the dense scores and the reset vector), PageRank."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, "blas")  # as Memory.retrieve does; spinning BLAS threads slow the embedder
-    snapshot = memory._load()
-    retriever = snapshot.hipporag(memory.config)
+    retriever = memory.retriever("hipporag")
+    graph = retriever.graph
     names = ("query_phrases", "embed", "phrase_linking", "fact_scoring", "pagerank")
     parts: dict[str, list[float]] = {name: [] for name in names}
     for question in questions:
         t0 = time.perf_counter()
-        named = memory._query_phrases(question)
+        named = retriever.question_phrases(question)
         t1 = time.perf_counter()
-        vectors = memory._embed(snapshot, [question], [named])
+        vectors = retriever.embed([question, *graph.phrases_to_embed(named)])
         t2 = time.perf_counter()
-        linked = retriever.link_phrases(named, vectors)
+        linked = graph.link_phrases(named, vectors)
         t3 = time.perf_counter()
-        dense = snapshot.dense.scores(vectors[question])
-        seeds = retriever.recognize(retriever.link_facts(vectors[question]), linked)
-        reset = np.concatenate([retriever._fact_phrase_weights(seeds) + retriever._entity_phrase_weights(linked),
-                                retriever._passage_weights(dense)])
+        dense = retriever.snapshot.passage_index.scores(vectors[question])
+        seeds = graph.recognize(graph.link_facts(vectors[question]), linked)
+        reset = np.concatenate([graph._fact_phrase_weights(seeds) + graph._entity_phrase_weights(linked),
+                                graph._passage_weights(dense)])
         t4 = time.perf_counter()
-        retriever.pagerank(reset)
+        graph.pagerank(reset)
         t5 = time.perf_counter()
         for name, seconds in zip(names, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
             parts[name].append(seconds * 1000)

@@ -1,4 +1,6 @@
-"""HippoRAG 2 retrieval: query-to-fact linking, recognition filter, Personalized PageRank over the graph.
+"""HippoRAG 2 graph search: query-to-fact linking, recognition filter, Personalized PageRank over the graph.
+
+The query mode around it (parsing the question, embedding it) is `hippograph.retrievers.HippoRAGRetriever`.
 
 Seeds of the walk (the PageRank reset distribution):
 - phrases of the facts closest to the query (HippoRAG 2), each fact's score divided by the number of
@@ -9,15 +11,14 @@ Seeds of the walk (the PageRank reset distribution):
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from hippograph.config import Config
 from hippograph.graph.build import PowerIteration, build_graph, personalized_pagerank
+from hippograph.indexing.cosine import CosineIndex
 from hippograph.indexing.store import GraphData
 
 
@@ -27,7 +28,9 @@ class GraphSearch:
     seed_facts: list[tuple[int, float]]  # (fact index, query similarity) that seeded the walk
 
 
-class HippoRAGRetriever:
+class HippoRAGGraph:
+    """The passage-entity graph of one store snapshot, with the fact and phrase vectors that seed it."""
+
     def __init__(self, data: GraphData, passage_ids: Sequence[str], config: Config):
         self.config = config
         self.graph = build_graph(data, passage_ids, config.synonym_threshold)
@@ -132,45 +135,6 @@ class HippoRAGRetriever:
         low, high = float(dense_scores.min()), float(dense_scores.max())
         normalised = (dense_scores - low) / (high - low) if high > low else np.ones_like(dense_scores)
         return normalised * self.config.passage_node_weight
-
-
-class CosineIndex:
-    """Exact top-k cosine over many unit vectors, several queries in one product.
-
-    Scoring 75k facts reads 115 MB per query, which is memory-bound: PyTorch's product streams it on
-    every core, where NumPy's BLAS runs single-threaded during a query (see `Memory.retrieve_many`).
-    """
-
-    def __init__(self, vectors: np.ndarray):
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        with warnings.catch_warnings():  # stored vectors are read-only; the index only reads them too
-            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-            self._rows = torch.from_numpy(self.vectors)
-
-    def __len__(self) -> int:
-        return len(self.vectors)
-
-    def top(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """(row, cosine) of the k rows closest to `query`, best first; ties keep the lower row first."""
-        return self.top_many(query[None, :], k)[0]
-
-    def top_many(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
-        """`top` of each row of `queries`."""
-        k = min(k, len(self.vectors))
-        if k <= 0:
-            return [[] for _ in queries]
-        scores = (self._rows @ torch.from_numpy(np.ascontiguousarray(queries.T, dtype=np.float32))).T
-        return [_top_rows(column, k) for column in scores]
-
-
-def _top_rows(scores: torch.Tensor, k: int) -> list[tuple[int, float]]:
-    """The k best (row, score), ties broken by the lower row: torch.topk finds the k-th score, and
-    every row scoring at least that is ranked (topk alone picks among ties arbitrarily)."""
-    kth = float(torch.topk(scores, k, sorted=False).values.min())
-    values = scores.numpy()
-    candidates = np.flatnonzero(values >= kth)
-    best = candidates[np.lexsort((candidates, -values[candidates]))[:k]]
-    return [(int(row), float(values[row])) for row in best]
 
 
 def _names(phrases: Sequence[str]) -> list[str]:

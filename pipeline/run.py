@@ -1,7 +1,7 @@
-"""Indexing in this process: every stage over plain data, then one load.
+"""Indexing in this process: every stage of `STAGES` over plain data, then one commit.
 
     documents -> changed ones -> chunk -> embed passages -> extract triples -> embed new phrases and
-    facts -> load (synonym edges, one transaction, publish)
+    facts -> commit (synonym edges, one transaction, publish)
 
 For resumable or distributed runs the same stages run over shard files: `hippograph.pipeline.shards`.
 """
@@ -9,7 +9,6 @@ For resumable or distributed runs the same stages run over shard files: `hippogr
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,10 @@ import numpy as np
 
 from hippograph.config import Config
 from hippograph.indexing.store import check_embedding_model, open_store, update_store, writer_lock
+from hippograph.pipeline.commit import StageTimer, StoreState, commit, merge, pending
 from hippograph.pipeline.embed import embedder_for
-from hippograph.pipeline.extract import load_spacy
-from hippograph.pipeline.load import IndexReport, StageOutput, StageTimer, StoreState, load, merge, pending
-from hippograph.pipeline.stages import GraphVectors, chunk, embed_graph, embed_passages, extract
-from hippograph.types import Document
+from hippograph.pipeline.stages import GraphVectors, KnownGraph, StageOutput, active_stages
+from hippograph.types import Document, ImportReport, IndexReport
 
 
 def index_documents(
@@ -31,47 +29,28 @@ def index_documents(
     report = IndexReport(documents=len(documents))
     timer = StageTimer(report)
     with timer("read_store"):
-        state = StoreState.read(db_path, vectors=False)  # the load reads it whole, under the writer lock
+        state = StoreState.read(db_path, vectors=False)  # the commit reads it whole, under the writer lock
     todo = pending(documents, state.index_keys, config)
     report.unchanged = len(documents) - len(todo)
     if not todo:
         return report
-    return load(db_path, run_stages(todo, config, timer, state, progress), config, report)
+    return commit(db_path, run_stages(todo, config, timer, state.known, progress), config, report)
 
 
 def run_stages(
-    documents: Sequence[Document], config: Config, timer: StageTimer, state: StoreState, progress: bool = False
+    documents: Sequence[Document], config: Config, timer: StageTimer, known: KnownGraph = KnownGraph(),
+    progress: bool = False,
 ) -> StageOutput:
-    """Every stage over the documents, skipping phrases and facts `state` says are stored."""
+    """Every active stage over the documents; phrases and facts in `known` are not embedded again."""
+    stages = active_stages(config)
     with timer("load_models"):  # once per process; timed apart so the stage times are the stages' own
-        embedder_for(config)
-        if config.build_graph:
-            load_spacy(config.spacy_model)
-    with timer("chunk"):
-        passages = chunk(documents, config)
-    with timer("embed_passages"):
-        vectors = embed_passages(passages, config, progress)
-    output = StageOutput(list(documents), passages, vectors, [], GraphVectors.empty(vectors.shape[1]))
-    if config.build_graph:
-        with timer("extract"):
-            output.facts = extract(passages, config, progress)
-        with timer("embed_graph"):
-            output.graph_vectors = embed_graph(output.facts, config, set(state.phrases), state.fact_keys, progress)
-    return output
-
-
-@dataclass
-class ImportReport:
-    triples: int = 0  # records read
-    imported: int = 0
-    skipped: int = 0  # already stored for their passage (or repeated in the input)
-    new_phrases: int = 0
-    new_facts: int = 0
-    synonym_edges: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, object]:
-        return dict(self.__dict__)
+        for stage in stages:
+            stage.setup(config)
+    artifacts: dict[str, Any] = {"documents": list(documents), "known": known}
+    for stage in stages:
+        with timer(stage.name):
+            artifacts[stage.writes] = stage.run(*(artifacts[name] for name in stage.reads), config, progress)
+    return StageOutput.of(artifacts, embedder_for(config).dim)
 
 
 def import_triples(
@@ -85,7 +64,7 @@ def import_triples(
     report = ImportReport(triples=len(parsed))
     if not parsed:
         return report
-    timer = StageTimer(IndexReport())
+    timer = StageTimer(report)
     with writer_lock(db_path):
         with timer("read_store"), open_store(db_path) as store:
             passages = store.document_passages(sorted({t.doc_id for t in parsed}))
@@ -104,5 +83,4 @@ def import_triples(
             store.write(batch)
     report.imported = len(batch.triples)
     report.new_phrases, report.new_facts, report.synonym_edges = len(batch.new_phrases), len(batch.new_facts), len(batch.synonyms)
-    report.seconds = timer.report.seconds
     return report

@@ -1,51 +1,129 @@
-"""Resumable, distributable indexing: the stages over shard files.
+"""Resumable, distributable indexing: the stages of `STAGES` over shard files.
 
-A work directory holds one folder per shard of pending documents:
+A work directory holds what a run planned, and one folder per shard of pending documents:
 
-    <work>/shards/<shard id>/documents.parquet         plan_documents
-                             passages.parquet          chunk_shard
-                             passage_vectors.parquet   embed_passages_shard
-                             facts.parquet             extract_shard
-                             phrase_vectors.parquet    embed_graph_shard
-                             fact_vectors.parquet      embed_graph_shard
+    <work>/known.parquet                        plan: phrases and facts the store held (not embedded again)
+    <work>/deletions.parquet                    plan: stored documents the sources no longer hold
+    <work>/shards/<shard id>/documents.parquet  plan
+                             <artifact>.parquet the stage that writes it: passages, passage_vectors, facts,
+                                                graph_vectors (see `hippograph.pipeline.stages.STAGES`)
 
 A shard's id hashes its documents and the settings the stages depend on, so planning the same pending
 documents again gives the same shards. Every file is written under a temporary name and renamed, so a
-file that exists is complete, and a stage whose outputs exist is skipped. Stage functions take and
-return a shard folder path and never touch the store, so they run anywhere the folder is reachable:
-another process, or an Airflow worker on another machine with shared storage. `load_shards` merges
-finished shards into the store in one transaction, then removes them.
+file that exists is complete, and a stage whose output exists is skipped. `run_stage` takes and returns
+a shard folder path and never touches the store, so it runs anywhere the folder is reachable: another
+process, or an Airflow worker on another machine with shared storage. `commit_shards` writes finished
+shards into the store in one transaction, then removes them.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
-from hippograph.arrays import matrix_from_column, vector_column
 from hippograph.config import Config
-from hippograph.errors import HippographError
-from hippograph.indexing.store import open_store
+from hippograph.errors import HippographError, InputError
+from hippograph.locks import file_lock
+from hippograph.pipeline.commit import StageTimer, StoreState, commit, pending
 from hippograph.pipeline.embed import embedder_for
-from hippograph.pipeline.load import IndexReport, StageOutput, StageTimer, load, pending
-from hippograph.pipeline.stages import GraphVectors, chunk, embed_graph, embed_passages, extract
-from hippograph.types import Document, Passage, PassageFacts, Triple, content_hash
+from hippograph.pipeline.stages import (
+    GraphVectors, KnownGraph, StageOutput, active_stages, stage_named,
+)
+from hippograph.tables import (
+    documents_from_table, documents_table, fact_keys_from_table, fact_keys_table, matrix_from_column,
+    passage_facts_from_table, passage_facts_table, passages_from_table, passages_table, vector_column,
+)
+from hippograph.types import Document, IndexReport, content_hash
 
 log = logging.getLogger("hippograph")
 
-DOCUMENTS, PASSAGES, PASSAGE_VECTORS = "documents.parquet", "passages.parquet", "passage_vectors.parquet"
-FACTS, PHRASE_VECTORS, FACT_VECTORS = "facts.parquet", "phrase_vectors.parquet", "fact_vectors.parquet"
-DELETIONS = "deletions.parquet"  # in the work directory, beside shards/
 DEFAULT_SHARD_SIZE = 500  # documents per shard: a few minutes of work on one core
+
+
+# ---- artifacts as Parquet files -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How one artifact is kept in a Parquet file."""
+
+    to_table: Callable[[Any], pa.Table]
+    from_table: Callable[[pa.Table], Any]
+    per_run: bool = False  # one file in the work directory, not one per shard
+
+
+def _vectors_table(matrix) -> pa.Table:
+    return pa.table({"embedding": vector_column(matrix)})
+
+
+def _keys_table(phrases: Sequence[str], facts: Sequence[tuple[str, str, str]]) -> pa.Table:
+    """Phrase rows (the phrase as subject; predicate and object null), then fact rows."""
+    table = fact_keys_table([(p, None, None) for p in phrases] + list(facts))
+    return table.append_column("is_phrase", pa.array([True] * len(phrases) + [False] * len(facts), pa.bool_()))
+
+
+def _split_keys(table: pa.Table) -> tuple[pa.Table, pa.Table]:
+    is_phrase = table["is_phrase"]
+    return table.filter(is_phrase), table.filter(pa.compute.invert(is_phrase))
+
+
+def _graph_vectors_table(vectors: GraphVectors) -> pa.Table:
+    embeddings = pa.concat_arrays([vector_column(vectors.phrase_vectors), vector_column(vectors.fact_vectors)])
+    return _keys_table(vectors.phrases, vectors.facts).append_column("embedding", embeddings)
+
+
+def _graph_vectors(table: pa.Table) -> GraphVectors:
+    phrases, facts = _split_keys(table)
+    return GraphVectors(phrases["subject"].to_pylist(), matrix_from_column(phrases["embedding"]),
+                        fact_keys_from_table(facts), matrix_from_column(facts["embedding"]))
+
+
+def _known_table(known: KnownGraph) -> pa.Table:
+    return _keys_table(sorted(known.phrases), sorted(known.facts))
+
+
+def _known(table: pa.Table) -> KnownGraph:
+    phrases, facts = _split_keys(table)
+    return KnownGraph(frozenset(phrases["subject"].to_pylist()), frozenset(fact_keys_from_table(facts)))
+
+
+CODECS: dict[str, Codec] = {
+    "documents": Codec(documents_table, documents_from_table),
+    "known": Codec(_known_table, _known, per_run=True),
+    "passages": Codec(passages_table, passages_from_table),
+    "passage_vectors": Codec(_vectors_table, lambda table: matrix_from_column(table["embedding"])),
+    "facts": Codec(passage_facts_table, passage_facts_from_table),
+    "graph_vectors": Codec(_graph_vectors_table, _graph_vectors),
+}
+DELETIONS = "deletions.parquet"  # in the work directory
+
+
+def artifact_path(shard: str | Path, artifact: str) -> Path:
+    shard = Path(shard)
+    folder = shard.parent.parent if CODECS[artifact].per_run else shard
+    return folder / f"{artifact}.parquet"
+
+
+def read_artifact(shard: str | Path, artifact: str) -> Any:
+    path = artifact_path(shard, artifact)
+    if artifact == "known" and not path.exists():
+        return KnownGraph()  # planned without one: every phrase and fact gets a vector
+    return CODECS[artifact].from_table(pq.read_table(path))
+
+
+def write_artifact(shard: str | Path, artifact: str, value: Any) -> None:
+    _write(artifact_path(shard, artifact), CODECS[artifact].to_table(value))
 
 
 # ---- planning -------------------------------------------------------------------------------------
@@ -57,43 +135,58 @@ def plan_documents(
     work_dir: str | Path,
     config: Config = Config(),
     shard_size: int = DEFAULT_SHARD_SIZE,
+    delete_missing: bool = False,
 ) -> list[str]:
     """Write the documents the store lacks, or holds in another version or under other index settings, as
-    shards; returns their folders.
+    shards; returns their folders. Also writes what the store knows (`known`) and the run's deletions:
+    with `delete_missing`, the stored documents `documents` no longer holds, for a store that mirrors them.
 
     Shard folders from earlier plans that this one does not list are removed (their documents were
-    loaded since, or changed again). One work directory serves one store and one run at a time.
+    committed since, or changed again). One work directory serves one store and one run at a time.
     """
-    return _plan(documents, _stored_keys(db_path), work_dir, config, shard_size)
-
-
-def _plan(
-    documents: Sequence[Document], stored: dict[str, str], work_dir: str | Path, config: Config, shard_size: int
-) -> list[str]:
     if shard_size < 1:
-        raise HippographError("shard size must be at least 1")
-    todo = sorted(pending(documents, stored, config), key=lambda d: d.doc_id)
-    root = Path(work_dir) / "shards"
-    shards = []
-    for start in range(0, len(todo), shard_size):
-        group = todo[start : start + shard_size]
-        shard = root / _shard_id(group, config)
-        if not (shard / DOCUMENTS).exists():
-            shard.mkdir(parents=True, exist_ok=True)
-            _write(shard / DOCUMENTS, _documents_table(group))
-        shards.append(str(shard))
-    for folder in root.glob("*"):
-        if str(folder) not in shards:
-            shutil.rmtree(folder, ignore_errors=True)
+        raise InputError("shard size must be at least 1")
+    work = _work_dir(work_dir)
+    with work_dir_lock(work):
+        state = StoreState.read(db_path, vectors=False)
+        todo = sorted(pending(documents, state.index_keys, config), key=lambda d: d.doc_id)
+        root = work / "shards"
+        shards = []
+        for start in range(0, len(todo), shard_size):
+            group = todo[start : start + shard_size]
+            shard = root / _shard_id(group, config)
+            if not artifact_path(shard, "documents").exists():
+                shard.mkdir(parents=True, exist_ok=True)
+                write_artifact(shard, "documents", group)
+            shards.append(str(shard))
+        for folder in root.glob("*"):
+            if str(folder) not in shards:
+                shutil.rmtree(folder, ignore_errors=True)
+        _write(work / "known.parquet", CODECS["known"].to_table(state.known))
+        deletions = sorted(set(state.index_keys) - {d.doc_id for d in documents}) if delete_missing else []
+        _write(work / DELETIONS, pa.table({"doc_id": pa.array(deletions, pa.string())}))
     log.info("planned %d shards: %d of %d documents are new or changed", len(shards), len(todo), len(documents))
     return shards
 
 
-def _stored_keys(db_path: str | Path) -> dict[str, str]:
-    if not Path(db_path).exists():
-        return {}
-    with open_store(db_path) as store:
-        return store.index_keys()
+def plan_sources(
+    sources: Sequence[str | Path],
+    db_path: str | Path,
+    work_dir: str | Path,
+    config: Config = Config(),
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    delete_missing: bool = False,
+) -> list[str]:
+    """`plan_documents` over .txt/.md/.jsonl files and folders (as `hippograph index` reads them)."""
+    from hippograph.pipeline.sources import read_documents
+
+    return plan_documents(read_documents(sources), db_path, work_dir, config, shard_size, delete_missing)
+
+
+def planned_deletions(work_dir: str | Path) -> list[str]:
+    """The document ids the last plan in `work_dir` found gone from the sources."""
+    path = Path(work_dir) / DELETIONS
+    return pq.read_table(path)["doc_id"].to_pylist() if path.exists() else []
 
 
 def _shard_id(documents: Sequence[Document], config: Config) -> str:
@@ -102,129 +195,78 @@ def _shard_id(documents: Sequence[Document], config: Config) -> str:
     return content_hash(*(f"{d.doc_id}\x1e{d.index_key(settings)}" for d in documents))[:16]
 
 
+def _work_dir(work_dir: str | Path) -> Path:
+    work = Path(work_dir)
+    if work.exists() and not work.is_dir():
+        raise InputError(f"work directory {work} is a file; give a directory for the shard files")
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot create work directory {work}: {error.strerror or error}") from None
+    return work
+
+
+def work_dir_lock(work_dir: str | Path, timeout: float = 0.0):
+    """Held by a run while it plans, or for the whole of `index_in_shards`: a second run over the same work
+    directory would remove the first one's shards."""
+    busy = f"another run is using the work directory {work_dir}; wait for it, or give this run its own --work-dir"
+    return file_lock(Path(work_dir) / ".lock", timeout, busy)
+
+
 # ---- stages ---------------------------------------------------------------------------------------
 
 
-def chunk_shard(shard: str | Path, config: Config = Config()) -> str:
-    """documents.parquet -> passages.parquet"""
-    return _stage(shard, "chunk", [PASSAGES], lambda: [_passages_table(chunk(_read_documents(shard), config))])
-
-
-def embed_passages_shard(shard: str | Path, config: Config = Config()) -> str:
-    """passages.parquet -> passage_vectors.parquet"""
-
-    def run() -> list[pa.Table]:
-        passages = _read_passages(shard)
-        vectors = embed_passages(passages, config)
-        return [pa.table({"passage_id": [p.passage_id for p in passages], "embedding": vector_column(vectors)})]
-
-    return _stage(shard, "embed_passages", [PASSAGE_VECTORS], run)
-
-
-def extract_shard(shard: str | Path, config: Config = Config()) -> str:
-    """passages.parquet -> facts.parquet (triples and phrases of each passage); nothing without a graph."""
-    if not config.build_graph:
-        return str(shard)
-    return _stage(shard, "extract", [FACTS], lambda: [_facts_table(extract(_read_passages(shard), config))])
-
-
-def embed_graph_shard(shard: str | Path, config: Config = Config()) -> str:
-    """facts.parquet -> phrase_vectors.parquet, fact_vectors.parquet: every distinct phrase and fact of
-    the shard (the load step keeps only those the store lacks)."""
-    if not config.build_graph:
-        return str(shard)
-
-    def run() -> list[pa.Table]:
-        vectors = embed_graph(_read_facts(shard), config)
-        return [
-            pa.table({"phrase": pa.array(vectors.phrases, pa.string()), "embedding": vector_column(vectors.phrase_vectors)}),
-            pa.table({
-                "subject": pa.array([f[0] for f in vectors.facts], pa.string()),
-                "predicate": pa.array([f[1] for f in vectors.facts], pa.string()),
-                "object": pa.array([f[2] for f in vectors.facts], pa.string()),
-                "embedding": vector_column(vectors.fact_vectors),
-            }),
-        ]
-
-    return _stage(shard, "embed_graph", [PHRASE_VECTORS, FACT_VECTORS], run)
-
-
-STAGES: list[Callable[[str | Path, Config], str]] = [chunk_shard, embed_passages_shard, extract_shard, embed_graph_shard]
-
-
-def _stage(shard: str | Path, name: str, outputs: list[str], run: Callable[[], list[pa.Table]]) -> str:
-    """Run a stage unless its outputs exist; write each output atomically."""
+def run_stage(stage_name: str, shard: str | Path, config: Config = Config()) -> str:
+    """Run one stage of `STAGES` on a shard, unless its output exists or the configuration skips it: read
+    its inputs from the shard's files, write its output atomically. Returns the shard folder."""
+    stage = stage_named(stage_name)
     shard = Path(shard)
-    if not (shard / DOCUMENTS).exists():
-        raise HippographError(f"{shard} is not a shard folder (no {DOCUMENTS}); plan the run first")
-    if all((shard / output).exists() for output in outputs):
-        log.info("%s %s: done before, skipped", name, shard.name)
+    if not artifact_path(shard, "documents").exists():
+        raise HippographError(f"{shard} is not a shard folder (no documents.parquet); plan the run first")
+    if not stage.when(config):
+        return str(shard)
+    if artifact_path(shard, stage.writes).exists():
+        log.info("%s %s: done before, skipped", stage.name, shard.name)
         return str(shard)
     start = time.perf_counter()
-    for output, table in zip(outputs, run(), strict=True):
-        _write(shard / output, table)
-    log.info("%s %s: %.1f s", name, shard.name, time.perf_counter() - start)
+    output = stage.run(*(read_artifact(shard, name) for name in stage.reads), config, False)
+    write_artifact(shard, stage.writes, output)
+    log.info("%s %s: %.1f s", stage.name, shard.name, time.perf_counter() - start)
     return str(shard)
 
 
-# ---- loading --------------------------------------------------------------------------------------
+# ---- committing -----------------------------------------------------------------------------------
 
 
-def load_shards(
+def commit_shards(
     db_path: str | Path,
     shards: Sequence[str | Path],
     config: Config = Config(),
     report: IndexReport | None = None,
     delete: Sequence[str] = (),
 ) -> IndexReport:
-    """Merge finished shards into the store and delete the documents `delete` names, in one transaction;
+    """Write finished shards into the store and delete the documents `delete` names, in one transaction;
     publish the store, then remove the shards.
 
-    Every shard must have all its stage outputs; a shard whose documents the store already holds (a
-    load that was killed after publishing) adds nothing."""
+    Every shard must have the outputs of every stage the configuration runs; a shard whose documents the
+    store already holds (a commit that was killed after publishing) adds nothing."""
     report = report or IndexReport()
     if not shards and not delete:
         return report
-    unfinished = {Path(s).name: _missing_outputs(s, config) for s in shards}
+    artifacts = ["documents"] + [stage.writes for stage in active_stages(config)]
+    unfinished = {Path(s).name: [a for a in artifacts if not artifact_path(s, a).exists()] for s in shards}
     unfinished = {name: missing for name, missing in unfinished.items() if missing}
     if unfinished:
         listing = "; ".join(f"{name} lacks {', '.join(missing)}" for name, missing in unfinished.items())
         raise HippographError(f"shards not finished, run their stages first: {listing}")
-    outputs = [_read_output(shard, config) for shard in shards]
-    output = StageOutput.concat(outputs, embedder_for(config).dim)
+    dim = embedder_for(config).dim
+    outputs = [StageOutput.of({a: read_artifact(s, a) for a in artifacts}, dim) for s in shards]
+    output = StageOutput.concat(outputs, dim)
     report.documents = report.documents or len(output.documents)
-    report = load(db_path, output, config, report, delete)
+    report = commit(db_path, output, config, report, delete)
     for shard in shards:
         shutil.rmtree(shard, ignore_errors=True)
     return report
-
-
-def _missing_outputs(shard: str | Path, config: Config) -> list[str]:
-    needed = [DOCUMENTS, PASSAGES, PASSAGE_VECTORS] + ([FACTS, PHRASE_VECTORS, FACT_VECTORS] if config.build_graph else [])
-    return [name for name in needed if not (Path(shard) / name).exists()]
-
-
-def _read_output(shard: str | Path, config: Config) -> StageOutput:
-    shard = Path(shard)
-    passages = _read_passages(shard)
-    vectors = pq.read_table(shard / PASSAGE_VECTORS)
-    if vectors["passage_id"].to_pylist() != [p.passage_id for p in passages]:
-        raise HippographError(f"{shard}: {PASSAGE_VECTORS} does not match {PASSAGES}; delete the shard and re-run")
-    dim = embedder_for(config).dim
-    output = StageOutput(_read_documents(shard), passages, _matrix(vectors["embedding"], dim), [], GraphVectors.empty(dim))
-    if config.build_graph:
-        output.facts = _read_facts(shard)
-        phrases, facts = pq.read_table(shard / PHRASE_VECTORS), pq.read_table(shard / FACT_VECTORS)
-        output.graph_vectors = GraphVectors(
-            phrases["phrase"].to_pylist(), _matrix(phrases["embedding"], dim),
-            list(zip(*(facts[c].to_pylist() for c in ("subject", "predicate", "object")))), _matrix(facts["embedding"], dim),
-        )
-    return output
-
-
-def _matrix(column: pa.ChunkedArray, dim: int):
-    matrix = matrix_from_column(column)
-    return matrix if len(matrix) else matrix.reshape(0, dim)
 
 
 # ---- shard files ----------------------------------------------------------------------------------
@@ -241,56 +283,6 @@ def _write(path: Path, table: pa.Table) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def _documents_table(documents: Sequence[Document]) -> pa.Table:
-    return pa.table({
-        "doc_id": [d.doc_id for d in documents],
-        "title": [d.title for d in documents],
-        "text": [d.text for d in documents],
-        "metadata": [json.dumps(d.metadata, sort_keys=True, default=str) for d in documents],
-    })
-
-
-def _read_documents(shard: str | Path) -> list[Document]:
-    rows = pq.read_table(Path(shard) / DOCUMENTS).to_pylist()
-    return [Document(r["doc_id"], r["title"], r["text"], json.loads(r["metadata"])) for r in rows]
-
-
-def _passages_table(passages: Sequence[Passage]) -> pa.Table:
-    return pa.table({
-        "passage_id": pa.array([p.passage_id for p in passages], pa.string()),
-        "doc_id": pa.array([p.doc_id for p in passages], pa.string()),
-        "position": pa.array([p.position for p in passages], pa.int32()),
-        "title": pa.array([p.title for p in passages], pa.string()),
-        "text": pa.array([p.text for p in passages], pa.string()),
-    })
-
-
-def _read_passages(shard: str | Path) -> list[Passage]:
-    return [Passage(**row) for row in pq.read_table(Path(shard) / PASSAGES).to_pylist()]
-
-
-_TRIPLE = pa.struct([("sentence", pa.int32()), ("subject", pa.string()), ("predicate", pa.string()), ("object", pa.string())])
-
-
-def _facts_table(facts: Sequence[PassageFacts]) -> pa.Table:
-    return pa.table({
-        "passage_id": pa.array([f.passage_id for f in facts], pa.string()),
-        "phrases": pa.array([f.phrases for f in facts], pa.list_(pa.string())),
-        "triples": pa.array(
-            [[{"sentence": t.sentence, "subject": t.subject, "predicate": t.predicate, "object": t.object}
-              for t in f.triples] for f in facts],
-            pa.list_(_TRIPLE),
-        ),
-    })
-
-
-def _read_facts(shard: str | Path) -> list[PassageFacts]:
-    return [
-        PassageFacts(row["passage_id"], [Triple(row["passage_id"], **t) for t in row["triples"]], row["phrases"])
-        for row in pq.read_table(Path(shard) / FACTS).to_pylist()
-    ]
-
-
 # ---- one machine ----------------------------------------------------------------------------------
 
 
@@ -302,46 +294,19 @@ def index_in_shards(
     shard_size: int = DEFAULT_SHARD_SIZE,
     progress: bool = False,
 ) -> IndexReport:
-    """`index_documents`, resumable: plan shards, run every stage on each, load. Killed at any point,
+    """`index_documents`, resumable: plan shards, run every stage on each, commit. Killed at any point,
     the same call again skips the shards and stages that finished."""
     from tqdm.auto import tqdm
 
     report = IndexReport(documents=len(documents))
     timer = StageTimer(report)
-    with timer("plan"):
-        shards = plan_documents(documents, db_path, work_dir, config, shard_size)
-    for shard in tqdm(shards, desc="shards", unit="shard", disable=not progress):
-        for stage in STAGES:
-            with timer(stage.__name__.removesuffix("_shard")):
-                stage(shard, config)
-    pending = sum(pq.read_metadata(Path(s) / DOCUMENTS).num_rows for s in shards)
-    report.unchanged = len(documents) - pending
-    return load_shards(db_path, shards, config, report)
-
-
-def plan_sources(
-    sources: Sequence[str | Path],
-    db_path: str | Path,
-    work_dir: str | Path,
-    config: Config = Config(),
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    delete_missing: bool = False,
-) -> list[str]:
-    """`plan_documents` over .txt/.md/.jsonl files and folders (as `hippograph index` reads them).
-
-    Also writes the run's deletions to the work directory (see `planned_deletions`): with
-    `delete_missing`, the stored documents the sources no longer hold, for a store that mirrors them."""
-    from hippograph.pipeline.sources import read_documents
-
-    documents, stored = read_documents(sources), _stored_keys(db_path)
-    shards = _plan(documents, stored, work_dir, config, shard_size)
-    deletions = sorted(set(stored) - {d.doc_id for d in documents}) if delete_missing else []
-    Path(work_dir).mkdir(parents=True, exist_ok=True)
-    _write(Path(work_dir) / DELETIONS, pa.table({"doc_id": pa.array(deletions, pa.string())}))
-    return shards
-
-
-def planned_deletions(work_dir: str | Path) -> list[str]:
-    """The document ids the last `plan_sources` in `work_dir` found gone from the sources."""
-    path = Path(work_dir) / DELETIONS
-    return pq.read_table(path)["doc_id"].to_pylist() if path.exists() else []
+    work = _work_dir(work_dir)
+    with work_dir_lock(work):
+        with timer("plan"):
+            shards = plan_documents(documents, db_path, work, config, shard_size)
+        for shard in tqdm(shards, desc="shards", unit="shard", disable=not progress):
+            for stage in active_stages(config):
+                with timer(stage.name):
+                    run_stage(stage.name, shard, config)
+        report.unchanged = len(documents) - sum(pq.read_metadata(artifact_path(s, "documents")).num_rows for s in shards)
+        return commit_shards(db_path, shards, config, report)

@@ -1,16 +1,19 @@
-"""The index stages: plain functions over plain data that hold no store connection.
+"""The index stages: plain functions over plain data that hold no store connection, in one ordered list.
 
-    documents --chunk--> passages --embed_passages--> passage vectors
-                                  --extract--> facts (triples, phrases) --embed_graph--> phrase and fact vectors
+    documents --chunk--> passages --embed_passages--> passage_vectors
+                                  --extract--> facts --embed_graph (less what the store knows)--> graph_vectors
 
-`Memory.index`, `hippograph index`, the sharded runner and the Airflow DAG all run these same
-functions; `hippograph.pipeline.load` then merges their output into the store.
+Each `Stage` names the artifacts it reads and the one it writes. The in-process runner
+(`hippograph.pipeline.run`), the shard runner (`hippograph.pipeline.shards`) and the Airflow DAG all iterate
+`STAGES`; `hippograph.pipeline.commit` then writes what they made into the store. A new stage is one
+function and one `Stage` line here (plus, if the store keeps its output, the commit step writing it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +21,7 @@ from hippograph.config import Config
 from hippograph.graph.synonyms import synonym_candidate
 from hippograph.pipeline.chunk import chunk_documents
 from hippograph.pipeline.embed import embedder_for
+from hippograph.registry import extractors
 from hippograph.types import Document, Passage, PassageFacts
 
 FactKey = tuple[str, str, str]
@@ -47,7 +51,64 @@ class GraphVectors:
         )
 
 
-def chunk(documents: Sequence[Document], config: Config) -> list[Passage]:
+@dataclass
+class StageOutput:
+    """What the stages made for some documents, as the commit step takes it: passages row-aligned with
+    their vectors; no facts when the graph is not built."""
+
+    documents: list[Document]
+    passages: list[Passage]
+    passage_vectors: np.ndarray
+    facts: list[PassageFacts]
+    graph_vectors: GraphVectors
+
+    @staticmethod
+    def of(artifacts: Mapping[str, Any], dim: int) -> "StageOutput":
+        """From artifacts by name (what `STAGES` wrote); a stage that did not run leaves its default."""
+        return StageOutput(
+            documents=list(artifacts["documents"]),
+            passages=list(artifacts.get("passages", [])),
+            passage_vectors=artifacts.get("passage_vectors", np.zeros((0, dim), np.float32)),
+            facts=list(artifacts.get("facts", [])),
+            graph_vectors=artifacts.get("graph_vectors", GraphVectors.empty(dim)),
+        )
+
+    @staticmethod
+    def concat(parts: Sequence["StageOutput"], dim: int) -> "StageOutput":
+        return StageOutput(
+            documents=[d for p in parts for d in p.documents],
+            passages=[x for p in parts for x in p.passages],
+            passage_vectors=np.vstack([p.passage_vectors for p in parts]) if parts else np.zeros((0, dim), np.float32),
+            facts=[f for p in parts for f in p.facts],
+            graph_vectors=GraphVectors.concat([p.graph_vectors for p in parts], dim),
+        )
+
+
+@dataclass(frozen=True)
+class KnownGraph:
+    """The phrases and facts a store held when a run began: their vectors need not be made again."""
+
+    phrases: Collection[str] = frozenset()
+    facts: Collection[FactKey] = frozenset()
+
+
+def new_graph_keys(facts: Iterable[PassageFacts], known: KnownGraph) -> tuple[list[str], list[FactKey]]:
+    """The distinct phrases and facts of `facts` that `known` lacks, in order of first mention."""
+    phrases: dict[str, None] = {}  # ordered sets
+    fact_keys: dict[FactKey, None] = {}
+    for passage_facts in facts:
+        phrases.update((p, None) for p in passage_facts.phrases if p not in known.phrases)
+        for triple in passage_facts.triples:
+            key = (triple.subject, triple.predicate, triple.object)
+            if key not in known.facts:
+                fact_keys[key] = None
+    return list(phrases), list(fact_keys)
+
+
+# ---- the stage functions --------------------------------------------------------------------------
+
+
+def chunk(documents: Sequence[Document], config: Config, progress: bool = False) -> list[Passage]:
     """Passages of whole sentences that fit the embedder's window (see `chunk_documents`)."""
     embedder = embedder_for(config)
     return chunk_documents(documents, embedder.count_tokens, config.chunk_max_tokens or embedder.max_tokens - 2)
@@ -62,30 +123,15 @@ def embed_passages(passages: Sequence[Passage], config: Config, progress: bool =
 
 
 def extract(passages: Sequence[Passage], config: Config, progress: bool = False) -> list[PassageFacts]:
-    """Triples and entity phrases of each passage, by spaCy (see `hippograph.pipeline.extract`)."""
-    from hippograph.pipeline.extract import extract_facts, load_spacy  # spaCy loads only when extracting
-
-    nlp = load_spacy(config.spacy_model)
-    return extract_facts(passages, nlp, config.extract_batch_size, config.extract_processes, progress)
+    """Triples and entity phrases of each passage, by the extractor `config.extractor` names."""
+    return extractors.get(config.extractor)(passages, config, progress)
 
 
 def embed_graph(
-    facts: Sequence[PassageFacts],
-    config: Config,
-    known_phrases: Collection[str] = frozenset(),
-    known_facts: Collection[FactKey] = frozenset(),
-    progress: bool = False,
+    facts: Sequence[PassageFacts], known: KnownGraph, config: Config, progress: bool = False
 ) -> GraphVectors:
-    """Vectors of the distinct phrases and facts in `facts`, except those already `known` (stored)."""
-    phrases: dict[str, None] = {}  # ordered sets
-    fact_keys: dict[FactKey, None] = {}
-    for passage_facts in facts:
-        phrases.update((p, None) for p in passage_facts.phrases if p not in known_phrases)
-        for triple in passage_facts.triples:
-            key = (triple.subject, triple.predicate, triple.object)
-            if key not in known_facts:
-                fact_keys[key] = None
-    return embed_texts(list(phrases), list(fact_keys), config, progress)
+    """Vectors of the distinct phrases and facts in `facts` that the store did not hold (`known`)."""
+    return embed_texts(*new_graph_keys(facts, known), config, progress)
 
 
 def embed_texts(phrases: list[str], facts: list[FactKey], config: Config, progress: bool = False) -> GraphVectors:
@@ -101,3 +147,67 @@ def embed_texts(phrases: list[str], facts: list[FactKey], config: Config, progre
     if facts:
         fact_vectors = embedder.encode([" ".join(f) for f in facts], progress=progress, batch_size=batch)
     return GraphVectors(phrases, phrase_vectors, facts, fact_vectors)
+
+
+# ---- the stage list -------------------------------------------------------------------------------
+
+
+def always(config: Config) -> bool:
+    return True
+
+
+def no_setup(config: Config) -> None:
+    pass
+
+
+def builds_graph(config: Config) -> bool:
+    return config.build_graph
+
+
+def load_embedder(config: Config) -> None:
+    embedder_for(config)
+
+
+def load_extractor(config: Config) -> None:
+    extractors.get(config.extractor).setup(config)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """`run(*inputs, config, progress)` where inputs are the artifacts named by `reads`, in order;
+    returns the artifact `writes`. Skipped when `when(config)` is false; `setup(config)` loads models."""
+
+    name: str
+    run: Callable[..., Any]
+    reads: tuple[str, ...]
+    writes: str
+    when: Callable[[Config], bool] = always
+    setup: Callable[[Config], None] = no_setup
+
+
+# Artifacts the runners provide rather than a stage: the documents to index, and what the store knows.
+RUN_INPUTS = ("documents", "known")
+
+STAGES: tuple[Stage, ...] = (
+    Stage("chunk", chunk, reads=("documents",), writes="passages", setup=load_embedder),
+    Stage("embed_passages", embed_passages, reads=("passages",), writes="passage_vectors", setup=load_embedder),
+    Stage("extract", extract, reads=("passages",), writes="facts", when=builds_graph, setup=load_extractor),
+    Stage("embed_graph", embed_graph, reads=("facts", "known"), writes="graph_vectors", when=builds_graph,
+          setup=load_embedder),
+)
+
+
+def active_stages(config: Config) -> list[Stage]:
+    return [stage for stage in STAGES if stage.when(config)]
+
+
+def stage_named(name: str) -> Stage:
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise KeyError(f"no index stage named {name!r}; stages: {', '.join(s.name for s in STAGES)}")
+
+
+def writer_of(artifact: str) -> Stage | None:
+    """The stage that makes `artifact` (None for the runners' own inputs)."""
+    return next((stage for stage in STAGES if stage.writes == artifact), None)

@@ -59,7 +59,7 @@ def test_an_open_reader_never_blocks_an_index_run(small_store_copy, tmp_path):
         assert report.indexed == 1
         assert reader.execute("SELECT count(*) FROM documents").fetchone()[0] == 3, "the reader keeps its version"
         # DuckDB hands a new `connect` of a path this process holds open the same (replaced) file
-        assert Memory(small_store_copy).stats()["documents"] == 4, "a new read sees the new store"
+        assert Memory(small_store_copy).stats().documents == 4, "a new read sees the new store"
     finally:
         reader.close()
-    assert Memory(small_store_copy).stats()["documents"] == 4
+    assert Memory(small_store_copy).stats().documents == 4

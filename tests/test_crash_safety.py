@@ -1,4 +1,4 @@
-"""Killing an index run with SIGKILL, during a stage or in the middle of the load, loses nothing that
+"""Killing an index run with SIGKILL, during a stage or in the middle of the commit, loses nothing that
 was published before, and the next run finishes the work."""
 
 from __future__ import annotations
@@ -10,23 +10,23 @@ from pathlib import Path
 import pytest
 
 from hippograph import Memory
-from hippograph.pipeline import shards
 from hippograph.pipeline.run import index_documents
 from hippograph.pipeline.sources import read_documents
+from hippograph.registry import Extractor, extractors
 
 # Index the corpus through shards, and SIGKILL this very process at a chosen point of the run.
 KILLED_RUN = """
 import os, signal, sys
 from hippograph import Memory
 from hippograph.indexing import store
-from hippograph.pipeline import shards
+from hippograph.registry import Extractor, extractors
 
 db, corpus, work, kill_at = sys.argv[1:5]
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
-if kill_at == "load":  # inside the write transaction: documents, passages and vectors written, the graph not
+if kill_at == "commit":  # inside the write transaction: documents, passages and vectors written, the graph not
     insert = store.Store._insert
     def insert_then_die(self, table, rows):
         insert(self, table, rows)
@@ -34,13 +34,13 @@ if kill_at == "load":  # inside the write transaction: documents, passages and v
             die()
     store.Store._insert = insert_then_die
 else:  # during the second shard's extraction stage
-    extract, calls = shards.extract, []
-    def extract_then_die(*args, **kwargs):
+    spacy, calls = extractors.get("spacy"), []
+    def extract_then_die(*args):
         calls.append(1)
         if len(calls) == 2:
             die()
-        return extract(*args, **kwargs)
-    shards.extract = extract_then_die
+        return spacy(*args)
+    extractors.register("spacy", Extractor("spacy", spacy.version, extract_then_die))
 Memory(db).index_paths([corpus], work_dir=work, shard_size=8)
 """
 
@@ -65,7 +65,7 @@ def killed_run(db: Path, corpus: Path, work: Path, kill_at: str) -> None:
     assert result.returncode == -9, f"the run was not killed ({result.returncode}): {result.stderr[-2000:]}"
 
 
-def test_sigkill_during_a_stage_and_during_the_load_then_resume(
+def test_sigkill_during_a_stage_and_during_the_commit_then_resume(
     tmp_path, demo_corpus, half_and_full, store_tools, monkeypatch
 ):
     half, full = half_and_full
@@ -75,21 +75,22 @@ def test_sigkill_during_a_stage_and_during_the_load_then_resume(
     killed_run(db, demo_corpus, work, "stage")
     store_tools.assert_same(db, published, min_cosine=0.999999)
     finished = sorted(p.relative_to(work).as_posix() for p in work.rglob("*.parquet"))
-    assert any(name.endswith(shards.FACTS) for name in finished), "the first shard's extraction was kept"
+    assert any(name.endswith("/facts.parquet") for name in finished), "the first shard's extraction was kept"
 
-    killed_run(db, demo_corpus, work, "load")
-    assert Path(f"{db}.next").exists(), "killed inside the load, its staging copy is left behind"
+    killed_run(db, demo_corpus, work, "commit")
+    assert Path(f"{db}.next").exists(), "killed inside the commit, its staging copy is left behind"
     store_tools.assert_same(db, published, min_cosine=0.999999)
     answer = Memory(db).retrieve("Who designed the Veloria Bridge?", mode="hipporag")
     assert answer.passages, "queries answer from the last published store"
 
-    # The next run only loads: every stage finished before the kill.
-    def no_more_extraction(*args, **kwargs):
+    # The next run only commits: every stage finished before the kill.
+    def no_more_extraction(*args):
         raise AssertionError("a finished stage ran again")
 
-    monkeypatch.setattr(shards, "extract", no_more_extraction)
+    spacy = extractors.get("spacy")
+    monkeypatch.setitem(extractors._entries, "spacy", Extractor("spacy", spacy.version, no_more_extraction))
     report = Memory(db).index_paths([demo_corpus], work_dir=work, shard_size=8)
     assert (report.indexed, report.unchanged) == (22, 20)
     store_tools.assert_same(db, full)
     assert not Path(f"{db}.next").exists()
-    assert list((work / "shards").iterdir()) == [], "loaded shards are removed"
+    assert list((work / "shards").iterdir()) == [], "committed shards are removed"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hippograph import Memory
+from hippograph import Config, Memory
 from hippograph.pipeline.run import index_documents
 from hippograph.pipeline.sources import read_documents
 
@@ -34,6 +34,7 @@ dag = bag.get_dag("hippograph_index")
 out = {"import_errors": {k: str(v)[-500:] for k, v in bag.import_errors.items()}, "dag_ids": sorted(bag.dag_ids)}
 if dag is not None:
     out["tasks"] = sorted(dag.task_ids)
+    out["upstream"] = {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}
     out["schedule"] = str(dag.schedule)
     out["params"] = {key: dag.params[key] for key in sorted(dag.params.keys())}
     if len(sys.argv) > 2:
@@ -74,7 +75,12 @@ def test_the_dag_imports_without_errors(airflow_env, repo_root):
     described = airflow(airflow_env, repo_root)
     assert described["import_errors"] == {}
     assert described["dag_ids"] == ["hippograph_index"]
-    assert described["tasks"] == ["chunk", "embed_graph", "embed_passages", "extract", "load", "plan"]
+    assert described["tasks"] == ["chunk", "commit", "embed_graph", "embed_passages", "extract", "plan"]
+    assert described["upstream"] == {
+        "chunk": ["plan"], "embed_passages": ["chunk", "plan"], "extract": ["chunk", "plan"],
+        "embed_graph": ["extract", "plan"], "commit": ["chunk", "embed_graph", "embed_passages", "extract", "plan"],
+        "plan": [],
+    }, "each stage runs after the stages that make what it reads (hippograph.pipeline.stages.STAGES)"
     assert described["schedule"] == "@daily"
     assert list(described["params"]) == ["config", "db", "delete_missing", "shard_size", "source", "work_dir"]
     assert described["params"]["delete_missing"] is False
@@ -89,33 +95,33 @@ def test_dag_test_indexes_a_folder_then_only_new_documents(airflow_env, repo_roo
 
     first = airflow(airflow_env, repo_root, conf)
     assert first["state"] == "success"
-    assert "load:success" in first["task_states"]
-    assert Memory(db).stats()["documents"] == 30
+    assert "commit:success" in first["task_states"]
+    assert Memory(db).stats().documents == 30
     answer = Memory(db).retrieve("Who designed the Veloria Bridge?", mode="hipporag", top_k=3)
     assert answer.passages and answer.to_dict()["facts"] is not None
 
     (source / "second.jsonl").write_text("\n".join(records[30:]) + "\n", encoding="utf-8")
-    generation = Memory(db).stats()["generation"]
+    generation = Memory(db).stats().generation
     second = airflow(airflow_env, repo_root, conf)
     assert second["state"] == "success"
-    assert Memory(db).stats()["generation"] == generation + 1
-    assert not any(Path(f"{db}.work", "shards").iterdir()), "loaded shards are removed"
+    assert Memory(db).stats().generation == generation + 1
+    assert not any(Path(f"{db}.work", "shards").iterdir()), "committed shards are removed"
 
     reference = tmp_path / "reference.duckdb"
     index_documents(reference, read_documents([source]))
     store_tools.assert_same(db, reference)
 
-    third = airflow(airflow_env, repo_root, conf)  # nothing new: the stages are skipped, the load writes nothing
+    third = airflow(airflow_env, repo_root, conf)  # nothing new: the stages are skipped, the commit writes nothing
     assert third["state"] == "success"
-    assert "chunk:skipped" in third["task_states"] and "load:success" in third["task_states"]
-    assert Memory(db).stats()["generation"] == generation + 1
+    assert "chunk:skipped" in third["task_states"] and "commit:success" in third["task_states"]
+    assert Memory(db).stats().generation == generation + 1
 
     (source / "second.jsonl").unlink()
     kept = airflow(airflow_env, repo_root, conf)  # by default a removed file's documents stay
-    assert kept["state"] == "success" and Memory(db).stats()["documents"] == 42
+    assert kept["state"] == "success" and Memory(db).stats().documents == 42
     mirrored = airflow(airflow_env, repo_root, {**conf, "delete_missing": True})
     assert mirrored["state"] == "success"
-    assert Memory(db).stats()["documents"] == 30
+    assert Memory(db).stats().documents == 30
     first_only = tmp_path / "first-only.duckdb"
     index_documents(first_only, read_documents([source]))
     store_tools.assert_same(db, first_only)
@@ -127,3 +133,26 @@ def test_the_schedule_and_defaults_come_from_the_environment(airflow_env, repo_r
     assert described["import_errors"] == {}
     assert described["schedule"] == "0 3 * * *"
     assert described["params"]["source"] == "/data/drop"
+
+
+def test_the_dag_runs_an_extractor_registered_by_a_plugin(airflow_env, repo_root, small_docs, tmp_path, store_tools):
+    """$HIPPOGRAPH_PLUGINS names the module that registers "toy" (tests/plugins/toy_plugin.py); the DAG's
+    stage tasks run it, and the store equals an in-process index with it."""
+    source, db = tmp_path / "drop", tmp_path / "store.duckdb"
+    source.mkdir()
+    (source / "small.jsonl").write_text("".join(json.dumps(d) + "\n" for d in small_docs), encoding="utf-8")
+    plugins = str(repo_root / "tests" / "plugins")
+    env = {**airflow_env, "HIPPOGRAPH_PLUGINS": "toy_plugin",
+           "PYTHONPATH": os.pathsep.join(filter(None, [plugins, airflow_env.get("PYTHONPATH")]))}
+    conf = {"source": str(source), "db": str(db), "work_dir": "", "shard_size": 2, "config": {"extractor": "toy"},
+            "delete_missing": False}
+    run = airflow(env, repo_root, conf)
+    assert run["state"] == "success", run
+    assert store_tools.sql(db, "SELECT DISTINCT predicate FROM triples") == [("mentions",)]
+
+    sys.path.insert(0, plugins)
+    import toy_plugin  # noqa: F401  (registers "toy" in this process too)
+
+    reference = tmp_path / "reference.duckdb"
+    index_documents(reference, read_documents([source]), Config(extractor="toy"))
+    store_tools.assert_same(db, reference)

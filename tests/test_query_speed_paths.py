@@ -10,7 +10,8 @@ import pytest
 
 from hippograph import Memory
 from hippograph.graph.build import PowerIteration, personalized_pagerank
-from hippograph.graph.hipporag import CosineIndex
+from hippograph.indexing.cosine import CosineIndex
+from hippograph.pipeline.embed import embedder_for
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -62,6 +63,21 @@ def test_cosine_index_of_nothing():
     assert len(CosineIndex(vectors).top(vectors[0], 5)) == 3
 
 
+def random_graph(n: int, m: int, seed: int, bipartite_with: int = 0) -> ig.Graph:
+    """m distinct random edges without loops, from a seeded generator (igraph's own generators draw from
+    Python's global random state); with `bipartite_with`, edges only join the first n vertices to the
+    next `bipartite_with`."""
+    rng = np.random.default_rng(seed)
+    edges: set[tuple[int, int]] = set()
+    while len(edges) < m:
+        if bipartite_with:
+            a, b = int(rng.integers(n)), n + int(rng.integers(bipartite_with))
+        else:
+            a, b = sorted(int(v) for v in rng.choice(n, 2, replace=False))
+        edges.add((a, b))
+    return ig.Graph(n=n + bipartite_with, edges=sorted(edges), directed=False)
+
+
 def weighted(graph: ig.Graph, seed: int) -> ig.Graph:
     graph.add_vertices(3)  # isolated vertices: their mass must restart by the reset vector
     graph.es["weight"] = np.random.default_rng(seed).uniform(0.2, 3.0, graph.ecount()).tolist()
@@ -71,8 +87,8 @@ def weighted(graph: ig.Graph, seed: int) -> ig.Graph:
 # Bipartite graphs (passages and phrases) give the transition matrix an eigenvalue of -1, the edge of the
 # spectrum Chebyshev acceleration assumes.
 GRAPHS = {
-    "random": lambda: weighted(ig.Graph.Erdos_Renyi(n=60, m=150, directed=False, loops=False), 7),
-    "bipartite": lambda: weighted(ig.Graph.Random_Bipartite(30, 40, m=160, directed=False), 8),
+    "random": lambda: weighted(random_graph(60, 150, seed=7), 7),
+    "bipartite": lambda: weighted(random_graph(30, 160, seed=8, bipartite_with=40), 8),
 }
 
 
@@ -92,24 +108,23 @@ def test_power_iteration_is_within_its_tolerance_of_prpack(graph_name, tolerance
 
 def test_a_hipporag_query_embeds_once(demo_store, demo_question_records, monkeypatch):
     memory = Memory(demo_store)
-    memory.retrieve("warm-up", mode="hipporag")
-    retriever = memory._load().hipporag(memory.config)
-    encode, calls = memory.embedder.encode, []
-    monkeypatch.setattr(memory.embedder, "encode", lambda texts, **kw: calls.append(list(texts)) or encode(texts, **kw))
+    retriever = memory.retriever("hipporag")
+    embedder = embedder_for(memory.config)
+    encode, calls = embedder.encode, []
+    monkeypatch.setattr(embedder, "encode", lambda texts, **kw: calls.append(list(texts)) or encode(texts, **kw))
     questions = [q["question"] for q in demo_question_records]
     for question in questions:
         calls.clear()
         memory.retrieve(question, mode="hipporag")
-        assert calls == [[question, *retriever.phrases_to_embed(memory._query_phrases(question))]]
+        assert calls == [[question, *retriever.graph.phrases_to_embed(retriever.question_phrases(question))]]
 
 
 def test_phrases_to_embed_are_the_names_the_graph_lacks(demo_store):
     memory = Memory(demo_store)
-    memory.retrieve("warm-up", mode="hipporag")
-    retriever = memory._load().hipporag(memory.config)
+    retriever = memory.retriever("hipporag").graph
     known = next(p for p in retriever.graph.phrase_index if p.isalpha())
     assert retriever.phrases_to_embed([known, "1999", "zzyzx quarble"]) == ["zzyzx quarble"]
-    vector = memory.embedder.encode(["zzyzx quarble"])[0]
+    vector = embedder_for(memory.config).encode(["zzyzx quarble"])[0]
     linked = retriever.link_phrases([known, "1999", "zzyzx quarble"], {"zzyzx quarble": vector})
     assert linked[0] == (retriever.graph.phrase_index[known], 1.0)
     similarity = retriever.phrase_cosine.vectors @ vector

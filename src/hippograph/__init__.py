@@ -8,11 +8,16 @@
 
 from hippograph.config import Config, load_config
 from hippograph.errors import HippographError, InputError, ModelNotFoundError, StoreError
-from hippograph.memory import MODES, Memory
-from hippograph.types import Document, Passage, Retrieval, RetrievedPassage, SeedFact, Triple
+from hippograph.memory import Memory
+from hippograph.registry import register_extractor, register_retriever
+from hippograph.types import (
+    Document, GraphExport, ImportReport, IndexReport, Passage, PassageFacts, Retrieval, RetrievedPassage, SeedFact,
+    StoreStats, Triple,
+)
 
 __all__ = [
-    "Config", "Document", "HippographError", "InputError", "MODES", "Memory", "ModelNotFoundError",
-    "Passage", "Retrieval", "RetrievedPassage", "SeedFact", "StoreError", "Triple", "load_config",
+    "Config", "Document", "GraphExport", "HippographError", "ImportReport", "IndexReport", "InputError", "Memory",
+    "ModelNotFoundError", "Passage", "PassageFacts", "Retrieval", "RetrievedPassage", "SeedFact", "StoreError",
+    "StoreStats", "Triple", "load_config", "register_extractor", "register_retriever",
 ]
 __version__ = "0.1.0"

@@ -12,14 +12,18 @@ from pathlib import Path
 
 from hippograph.config import CONFIG_ENV, default_db_path, load_config
 from hippograph.errors import HippographError, InputError
-from hippograph.memory import MODES, Memory
+from hippograph.graph.export import FORMATS
+from hippograph.memory import Memory
 from hippograph.pipeline.shards import DEFAULT_SHARD_SIZE
+from hippograph.pipeline.sources import DEFAULT_MAX_DOCUMENT_BYTES
+from hippograph.registry import load_plugins, retrievers
 from hippograph.types import Retrieval
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
+        load_plugins()  # before the parser, which lists the registered modes
+        args = _parser().parse_args(argv)
         return args.run(args)
     except HippographError as error:
         print(f"hippograph: error: {error}", file=sys.stderr)
@@ -40,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
 
     index = add("index", help="index .txt/.md/.jsonl files, directories, or - for stdin")
     index.add_argument("paths", nargs="+", metavar="PATH")
-    index.add_argument("--max-document-mb", type=float, default=5.0, help="largest document accepted (default 5)")
+    max_mb = DEFAULT_MAX_DOCUMENT_BYTES / 1e6
+    index.add_argument("--max-document-mb", type=float, default=max_mb, help=f"largest document accepted (default {max_mb:g})")
     index.add_argument("--work-dir", type=Path, default=None,
                        help="run the stages over shard files kept here, so a killed run resumes where it stopped")
     index.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
@@ -51,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     query = add("query", help="retrieve passages for a question")
     query.add_argument("question", nargs="?")
     query.add_argument("--questions", type=Path, help="JSONL file of {\"question\": ...}; one JSON answer per line")
-    query.add_argument("--mode", choices=MODES, default="hipporag")
+    query.add_argument("--mode", choices=retrievers.names(), default="hipporag")
     query.add_argument("--top-k", type=int, default=5)
     query.add_argument("--json", action="store_true")
     query.set_defaults(run=_query)
@@ -79,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     imports.set_defaults(run=_import_triples)
 
     export = add("export-graph", help="write the passage-entity graph as GraphML or GEXF (for Gephi, yEd)")
-    export.add_argument("--format", choices=("graphml", "gexf"), default="graphml")
+    export.add_argument("--format", choices=FORMATS, default="graphml")
     export.add_argument("--out", type=Path, default=None, help="output file (default: hippograph.FORMAT)")
     export.add_argument("--json", action="store_true")
     export.set_defaults(run=_export_graph)
@@ -137,7 +142,7 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    stats = _memory(args).stats()
+    stats = _memory(args).stats().to_dict()
     return _print(args, stats, format_table([[k, v] for k, v in stats.items()], ["", "value"]))
 
 
@@ -145,9 +150,9 @@ def _eval(args: argparse.Namespace) -> int:
     from hippograph.evaluate import evaluate, load_questions
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    unknown = [m for m in modes if m not in MODES]
+    unknown = [m for m in modes if m not in retrievers]
     if unknown:
-        raise InputError(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+        raise InputError(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(retrievers.names())}")
     try:
         ks = sorted({int(k) for k in args.k.split(",")})
     except ValueError:
@@ -177,7 +182,7 @@ def _import_triples(args: argparse.Namespace) -> int:
 
 def _export_graph(args: argparse.Namespace) -> int:
     result = _memory(args).export_graph(args.out, args.format)
-    return _print(args, result, f"wrote {result['nodes']} nodes and {result['edges']} edges to {result['path']}")
+    return _print(args, result.to_dict(), f"wrote {result.nodes} nodes and {result.edges} edges to {result.path}")
 
 
 def _retrieval_table(retrieval: Retrieval) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from hippograph.errors import InputError
+from hippograph.registry import extractors
 
 DEFAULT_DB = "hippograph.duckdb"
 CONFIG_ENV = "HIPPOGRAPH_CONFIG"  # Config options as JSON, for the CLI and the DAG
@@ -20,50 +21,64 @@ def default_db_path() -> Path:
     return Path(os.environ.get("HIPPOGRAPH_DB") or DEFAULT_DB)
 
 
+def option(default: Any, doc: str, shapes_index: bool = False) -> Any:
+    """A Config field with its documentation; `shapes_index` marks options that change what indexing
+    stores, so documents indexed under another value are indexed again (see `Config.index_settings`)."""
+    return field(default=default, metadata={"doc": doc, "shapes_index": shapes_index})
+
+
 @dataclass(frozen=True)
 class Config:
-    # Models. The defaults ship inside PyPI packages and load offline; any sentence-transformers
-    # name or path, or any installed spaCy pipeline, can replace them.
-    embedding_model: str = "all-MiniLM-L6-v2"
-    spacy_model: str = "en_core_web_sm"
-    # "auto" runs the embedder in bfloat16 on CPUs with native bf16 support (1.8x to 2.6x faster on the
-    # machines measured, cosine to fp32 >= 0.9999), else float32. "float32" forces full precision.
-    embedding_precision: str = "auto"
-    embedding_batch_size: int = 64
-    short_text_batch_size: int = 256  # phrases and facts: bigger batches cost the same padding
+    """Every model name and constant, with the HippoRAG 2 defaults. Options are checked when a Config is
+    made; `Config.option_docs()` lists them with their documentation."""
 
-    # Chunking: passages ("title\ntext") fill at most this many word pieces; None = the embedder's
-    # window less its two special tokens (254 for all-MiniLM-L6-v2), so nothing is truncated.
-    chunk_max_tokens: int | None = None
+    # ---- models: the defaults ship inside PyPI packages and load offline -------------------------
+    embedding_model: str = option(
+        "all-MiniLM-L6-v2", "any sentence-transformers name or local path", shapes_index=True)
+    spacy_model: str = option(
+        "en_core_web_sm", "any installed spaCy pipeline (extraction and question parsing)", shapes_index=True)
+    embedding_precision: str = option(
+        "auto", '"auto": bfloat16 on CPUs with native bf16 units (AVX512-BF16, AMX), else float32; '
+        '"float32" or "bfloat16" to force one', shapes_index=True)
+    embedding_batch_size: int = option(64, "passages per embedding batch")
+    short_text_batch_size: int = option(256, "phrases and facts per embedding batch")
 
-    # Triple extraction and the graph; False indexes passages only (bm25 and dense; hipporag falls back to dense).
-    build_graph: bool = True
-    extract_batch_size: int = 64
-    extract_processes: int = 2
+    # ---- indexing -------------------------------------------------------------------------------
+    chunk_max_tokens: int | None = option(
+        None, "word pieces per passage (title and text); null: the embedder's window less its two "
+        "special tokens, so nothing is truncated", shapes_index=True)
+    build_graph: bool = option(
+        True, "extract triples and build the graph; false indexes passages only (hipporag then answers "
+        "as dense)", shapes_index=True)
+    extractor: str = option(
+        "spacy", "triple extractor, by registered name (see `hippograph.register_extractor`)", shapes_index=True)
+    extract_batch_size: int = option(64, "passages per spaCy batch")
+    extract_processes: int = option(2, "spaCy worker processes")
 
-    # Graph (HippoRAG 2 defaults).
-    synonym_threshold: float = 0.8
-    synonym_top_k: int = 100  # most synonym edges one phrase gets
-    synonym_min_chars: int = 3  # phrases with fewer alphanumeric characters get no synonym edges
+    # ---- graph (HippoRAG 2 defaults) --------------------------------------------------------------
+    synonym_threshold: float = option(0.8, "cosine at or above which two phrases get a synonym edge", shapes_index=True)
+    synonym_top_k: int = option(100, "most synonym edges one phrase gets", shapes_index=True)
+    synonym_min_chars: int = option(
+        3, "phrases with fewer alphanumeric characters (or with digits) get no synonym edges", shapes_index=True)
 
-    # Retrieval (HippoRAG 2 defaults).
-    linking_top_k: int = 5
-    passage_node_weight: float = 0.05
-    damping: float = 0.5
-    # "power": accelerated power iteration on a transition matrix built once (within 1e-8 of PRPACK, faster);
-    # "prpack": igraph's PRPACK solver, rebuilt per query.
-    pagerank_solver: str = "power"
-    # Recognition memory without an LLM (an LLM filter comes with LLM support):
-    #   "entity": of the linked facts keep those about a phrase the query names; if none is, "relative";
-    #   "entity_only": only those; a question naming nothing in the graph gets the dense answer;
-    #   "relative": keep facts scoring >= recognition_min_ratio x the best fact's score;
-    #   "none": keep all `linking_top_k` facts.
-    recognition_filter: str = "entity"
-    recognition_min_ratio: float = 0.8
-    # Also seed the phrases the query names, linked to their closest phrase node (HippoRAG 1).
-    entity_linking: bool = True
-    entity_link_threshold: float = 0.8
-    score_fusion: str = "ppr"  # "ppr": rank by PageRank mass; "rrf": reciprocal-rank fusion with dense
+    # ---- retrieval (HippoRAG 2 defaults) ----------------------------------------------------------
+    linking_top_k: int = option(5, "facts linked to a question by embedding similarity")
+    passage_node_weight: float = option(0.05, "weight of dense passage scores in the PageRank reset")
+    damping: float = option(0.5, "PageRank damping factor")
+    pagerank_solver: str = option(
+        "power", '"power": accelerated power iteration on a matrix built once; "prpack": igraph\'s PRPACK, '
+        "rebuilt per query")
+    recognition_filter: str = option(
+        "entity", "which linked facts seed the graph (recognition memory without an LLM): "
+        '"entity": those about a phrase the question names, else as "relative"; '
+        '"entity_only": only those (a question naming nothing in the graph gets the dense answer); '
+        '"relative": those scoring >= recognition_min_ratio x the best; "none": all')
+    recognition_min_ratio: float = option(0.8, 'share of the best fact\'s score a fact needs under "relative"')
+    entity_linking: bool = option(
+        True, "also seed the phrases the question names, linked to their closest phrase node (HippoRAG 1)")
+    entity_link_threshold: float = option(0.8, "cosine a question phrase needs to link to a phrase node")
+    score_fusion: str = option(
+        "ppr", '"ppr": rank passages by PageRank mass; "rrf": reciprocal-rank fusion with dense')
 
     def __post_init__(self) -> None:
         for option in fields(self):
@@ -73,18 +88,27 @@ class Config:
                 raise ValueError(f"config option {option.name} must be {_KINDS[type(option.default)]}, not {shown}")
             if allowed and value not in allowed:
                 raise ValueError(f"config option {option.name} must be one of {', '.join(map(repr, allowed))}, not {value!r}")
+        if self.extractor not in extractors:  # registered by name, so checked against the registry
+            raise ValueError(f"config option extractor must be one of {', '.join(map(repr, extractors.names()))}, "
+                             f"not {self.extractor!r}")
 
     def index_settings(self) -> str:
-        """The options that shape what indexing stores: a document indexed under other ones is indexed
-        again (see `Document.index_key`)."""
-        return json.dumps([self.embedding_model, self.embedding_precision, self.chunk_max_tokens,
-                           self.build_graph, self.spacy_model, self.synonym_min_chars])
+        """The options marked `shapes_index`, and the extractor's version: a document indexed under other
+        ones is indexed again (see `Document.index_key`)."""
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["shapes_index"]}
+        settings["extractor_version"] = extractors.get(self.extractor).version if self.build_graph else None
+        return json.dumps(settings, sort_keys=True)
 
     def replace(self, **changes: Any) -> "Config":
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
             raise ValueError(f"unknown config option(s): {', '.join(sorted(unknown))}")
         return replace(self, **changes)
+
+    @classmethod
+    def option_docs(cls) -> dict[str, str]:
+        """Option name -> what it does."""
+        return {f.name: f.metadata["doc"] for f in fields(cls)}
 
 
 _CHOICES = {
@@ -101,11 +125,18 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None) -> Config:
     defaults. Raises InputError naming what is wrong."""
     if source is None:
         source = os.environ.get(CONFIG_ENV) or "{}"
-    options = source if isinstance(source, Mapping) else _json_options(source)
+    options = config_options(source)
     try:
         return Config().replace(**options)
     except ValueError as error:
         raise InputError(f"config {source}: {error}") from None
+
+
+def config_options(source: str | Path | Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The options `source` sets, as `load_config` reads them, not yet checked."""
+    if source is None:
+        source = os.environ.get(CONFIG_ENV) or "{}"
+    return dict(source) if isinstance(source, Mapping) else _json_options(source)
 
 
 def _json_options(source: str | Path) -> Any:

@@ -2,56 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, IO
 
-import numpy as np
-from threadpoolctl import ThreadpoolController
-
 from hippograph.config import Config, default_db_path
-from hippograph.errors import HippographError, StoreError
-from hippograph.indexing.bm25 import BM25Index
-from hippograph.indexing.dense import DenseIndex, top_k
-from hippograph.indexing.store import GraphData, PassageTable, check_embedding_model, open_store, update_store
-from hippograph.pipeline.embed import Embedder, embedder_for
-from hippograph.pipeline.run import ImportReport, IndexReport, import_triples, index_documents
+from hippograph.errors import StoreError
+from hippograph.indexing.store import check_embedding_model, file_identity, open_store, update_store
+from hippograph.pipeline.run import import_triples, index_documents
 from hippograph.pipeline.shards import DEFAULT_SHARD_SIZE, index_in_shards
 from hippograph.pipeline.sources import DEFAULT_MAX_DOCUMENT_BYTES, documents_from_records, read_documents
-from hippograph.types import Document, RetrievedPassage, Retrieval, SeedFact, titled
+from hippograph.registry import retrievers
+from hippograph.retrievers import Retriever, Snapshot
+from hippograph.types import Document, GraphExport, ImportReport, IndexReport, Retrieval, StoreStats
 
 log = logging.getLogger("hippograph")
-MODES = ("bm25", "dense", "hipporag")
-_BLAS = ThreadpoolController()
-
-
-@dataclass
-class _Snapshot:
-    """What queries read, copied out of the store so no connection stays open."""
-
-    generation: int
-    file_identity: tuple[int, int, int] | None
-    embedding_model: tuple[str, int] | None  # (name, dim) of the stored vectors; None before the first index
-    passages: PassageTable
-    graph_data: GraphData
-    dense: DenseIndex
-    _bm25: BM25Index | None = None
-    _hipporag: Any = None
-
-    @property
-    def bm25(self) -> BM25Index:
-        if self._bm25 is None:
-            self._bm25 = BM25Index([titled(t, x) for t, x in zip(self.passages.titles, self.passages.texts)])
-        return self._bm25
-
-    def hipporag(self, config: Config):
-        if self._hipporag is None:
-            from hippograph.graph.hipporag import HippoRAGRetriever
-
-            self._hipporag = HippoRAGRetriever(self.graph_data, self.passages.passage_ids, config)
-        return self._hipporag
 
 
 class Memory:
@@ -71,7 +38,7 @@ class Memory:
         self.db_path = Path(db_path) if db_path is not None else default_db_path()
         self.config = config or Config()
         self.auto_refresh = auto_refresh
-        self._snapshot: _Snapshot | None = None
+        self._snapshot: Snapshot | None = None
 
     # ---- writing --------------------------------------------------------------------------------
 
@@ -134,104 +101,60 @@ class Memory:
     # ---- reading --------------------------------------------------------------------------------
 
     def retrieve(self, question: str, mode: str = "hipporag", top_k: int = 5) -> Retrieval:
+        """The `top_k` passages for `question`, best first, by the retriever registered as `mode` ("bm25",
+        "dense", "hipporag", or your own: see `hippograph.register_retriever`). What a passage's `score`
+        means depends on the mode (see `hippograph.retrievers`); `facts` holds the facts that seeded a
+        graph search."""
         return self.retrieve_many([question], mode, top_k)[0]
 
     def retrieve_many(self, questions: Sequence[str], mode: str = "hipporag", top_k: int = 5) -> list[Retrieval]:
-        """Answer many questions with one snapshot and one batched embedding: the questions and, for
-        hipporag, the phrases they name that the graph lacks (see `HippoRAGRetriever.link_phrases`)."""
-        if mode not in MODES:
-            raise HippographError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-        snapshot = self._load()
-        if mode != "bm25":  # bm25 needs no vectors
-            check_embedding_model(self.db_path, snapshot.embedding_model, self.config.embedding_model)
+        """`retrieve` for many questions, with one snapshot and batched embedding."""
+        retriever = self.retriever(mode)
         # A query's matrix products are small; OpenBLAS threads left spinning after them slow the
         # embedder's own threads down threefold on a 2-core machine, so BLAS runs single-threaded here.
-        with _BLAS.limit(limits=1, user_api="blas"):
-            linking = mode == "hipporag" and bool(snapshot.graph_data.phrases)  # no graph, no phrases to link
-            named = [self._query_phrases(q) if linking else [] for q in questions]
-            vectors = {} if mode == "bm25" else self._embed(snapshot, questions, named)
-            return [
-                self._retrieve_one(snapshot, question, mode, top_k, phrases, vectors)
-                for question, phrases in zip(questions, named)
-            ]
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return retriever.retrieve_many(list(questions), top_k)
 
-    def _retrieve_one(
-        self,
-        snapshot: _Snapshot,
-        question: str,
-        mode: str,
-        k: int,
-        named: Sequence[str],
-        vectors: Mapping[str, np.ndarray],
-    ) -> Retrieval:
-        facts: list[SeedFact] = []
-        if mode == "bm25":
-            scores = snapshot.bm25.scores(question)
-        else:
-            scores = snapshot.dense.scores(vectors[question])
-            if mode == "hipporag":
-                retriever = snapshot.hipporag(self.config)
-                search = retriever.search(vectors[question], scores, retriever.link_phrases(named, vectors))
-                scores = search.passage_scores
-                facts = [SeedFact(*retriever.facts[i], score=s) for i, s in search.seed_facts]
-        table = snapshot.passages
-        passages = [
-            RetrievedPassage(table.doc_ids[i], table.passage_ids[i], table.titles[i], table.texts[i], float(scores[i]))
-            for i in top_k(scores, k)
-        ]
-        return Retrieval(question, mode, passages, facts)
-
-    def _query_phrases(self, question: str) -> list[str]:
-        if not self.config.entity_linking:
-            return []
-        from hippograph.pipeline.extract import load_spacy, query_phrases  # spaCy only for hipporag
-
-        return query_phrases(question, load_spacy(self.config.spacy_model))
-
-    def _embed(
-        self, snapshot: _Snapshot, questions: Sequence[str], named: Sequence[Sequence[str]]
-    ) -> dict[str, np.ndarray]:
-        """Vectors of the questions and of the named phrases linking needs, by text. One forward pass for
-        all: a second one for the phrases alone costs nearly as much as the first."""
-        texts = list(questions)
-        if any(named):
-            retriever = snapshot.hipporag(self.config)
-            texts += [p for phrases in named for p in retriever.phrases_to_embed(phrases)]
-        texts = list(dict.fromkeys(texts))
-        return dict(zip(texts, self.embedder.encode(texts)))
+    def retriever(self, mode: str = "hipporag") -> Retriever:
+        """The retriever of `mode` over the current snapshot, built once per snapshot and configuration."""
+        retriever_class = retrievers.get(mode)
+        snapshot = self._load()
+        if retriever_class.uses_embeddings:
+            check_embedding_model(self.db_path, snapshot.embedding_model, self.config.embedding_model)
+        key = (mode, self.config)
+        if key not in snapshot.retrievers:
+            snapshot.retrievers[key] = retriever_class(snapshot, self.config)
+        return snapshot.retrievers[key]
 
     def refresh(self) -> bool:
         """Drop the snapshot if a newer store was published since it was read; True if one was.
 
         Each write publishes a new file (see `update_store`), so a `stat` tells; queries call this
         themselves when `auto_refresh` is on."""
-        if self._snapshot is None or _file_identity(self.db_path) == self._snapshot.file_identity:
+        if self._snapshot is None or file_identity(self.db_path) == self._snapshot.file_identity:
             return False
         self._snapshot = None
         return True
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> StoreStats:
+        """What the store holds: counts of documents, passages, triples, phrases, facts, synonym edges."""
         with open_store(self.db_path) as store:
             return store.stats()
 
-    def export_graph(self, path: str | Path | None = None, format: str = "graphml") -> dict[str, object]:
+    def export_graph(self, path: str | Path | None = None, format: str = "graphml") -> GraphExport:
         """Write the passage-entity graph for Gephi or yEd; `format` is graphml or gexf, the default file
         hippograph.<format>. Returns the path and the node and edge counts."""
         from hippograph.graph.export import check_format, to_networkx, write_graph
 
         check_format(format)  # before reading a possibly large store
         with open_store(self.db_path) as store:
-            passages, data = store.load_passages(), store.load_graph_data()
+            passages, data = store.read_passages(), store.read_graph_data()
         graph = to_networkx(data, passages, self.config.synonym_threshold)  # the graph retrieval walks
         path = Path(path) if path is not None else Path(f"hippograph.{format}")
         write_graph(graph, path, format)
-        return {"path": str(path), "format": format, "nodes": graph.number_of_nodes(), "edges": graph.number_of_edges()}
+        return GraphExport(str(path), format, graph.number_of_nodes(), graph.number_of_edges())
 
-    @property
-    def embedder(self) -> Embedder:
-        return embedder_for(self.config)
-
-    def _load(self) -> _Snapshot:
+    def _load(self) -> Snapshot:
         previous = self._snapshot
         if self.auto_refresh:
             self.refresh()
@@ -246,17 +169,13 @@ class Memory:
                 self._snapshot = previous
         return self._snapshot
 
-    def _read_snapshot(self) -> _Snapshot:
-        identity = _file_identity(self.db_path)  # before reading: a publish during the read shows next time
-        with open_store(self.db_path) as store:
-            generation, model = store.generation(), store.embedding_model()
-            passages, graph_data = store.load_passages(), store.load_graph_data()
-        return _Snapshot(generation, identity, model, passages, graph_data, DenseIndex(passages.embeddings))
+    def _read_snapshot(self) -> Snapshot:
+        # The identity is taken before reading: a publish during the read shows at the next check.
+        return Snapshot.read(self.db_path, file_identity(self.db_path))
 
 
-def _file_identity(path: Path) -> tuple[int, int, int] | None:
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController  # imported on first query: its import sets an env variable
+
+    return ThreadpoolController()

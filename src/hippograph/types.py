@@ -66,10 +66,6 @@ class Triple:
     predicate: str
     object: str
 
-    @property
-    def fact_text(self) -> str:
-        return f"{self.subject} {self.predicate} {self.object}"
-
 
 @dataclass(frozen=True)
 class PassageFacts:
@@ -82,6 +78,10 @@ class PassageFacts:
 
 @dataclass(frozen=True)
 class RetrievedPassage:
+    """One ranked passage. `score` is the mode's own ranking score, comparable only within one retrieval:
+    BM25 Okapi score (bm25), cosine similarity to the question (dense), PageRank mass (hipporag; the
+    cosine when nothing in the graph seeds the search)."""
+
     doc_id: str
     passage_id: str
     title: str
@@ -153,3 +153,71 @@ class IndexBatch:
     fact_embeddings: Any = None
     synonyms: list[tuple[str, str, float]] = field(default_factory=list)  # (phrase_a, phrase_b, cosine)
     removed_doc_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IndexReport:
+    """What an index run did; `seconds` is the wall time of each stage (and of reading and writing the store)."""
+
+    documents: int = 0  # given
+    indexed: int = 0  # new or changed, written
+    unchanged: int = 0  # stored as they are, under the same settings: skipped
+    passages: int = 0
+    triples: int = 0
+    new_phrases: int = 0
+    new_facts: int = 0
+    synonym_edges: int = 0
+    deleted: int = 0  # documents removed because their source no longer has them
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ImportReport:
+    """What `import_triples` did."""
+
+    triples: int = 0  # records read
+    imported: int = 0
+    skipped: int = 0  # already stored for their passage (or repeated in the input)
+    new_phrases: int = 0
+    new_facts: int = 0
+    synonym_edges: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """What a store holds (`Memory.stats`)."""
+
+    path: str
+    schema_version: int
+    generation: int  # increases with every write
+    embedding_model: str | None
+    embedding_dim: int | None
+    documents: int
+    passages: int
+    triples: int
+    phrases: int
+    facts: int
+    synonyms: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class GraphExport:
+    """A graph file written by `Memory.export_graph`."""
+
+    path: str
+    format: str
+    nodes: int
+    edges: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)

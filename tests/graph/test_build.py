@@ -112,7 +112,7 @@ def curie_graph(tmp_path_factory):
     path = tmp_path_factory.mktemp("curie") / "curie.duckdb"
     Memory(path).index(CURIE_DOCS)
     with open_store(path) as store:
-        passages, data = store.load_passages(), store.load_graph_data()
+        passages, data = store.read_passages(), store.read_graph_data()
     return build_graph(data, passages.passage_ids), data, passages
 
 

@@ -9,7 +9,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from hippograph import InputError, Memory, StoreError
+from hippograph import GraphExport, InputError, Memory, StoreError
 from hippograph.graph.build import build_graph
 from hippograph.graph.export import to_networkx
 from hippograph.indexing.store import GraphData, PassageTable, open_store
@@ -19,7 +19,7 @@ READERS = {"graphml": nx.read_graphml, "gexf": nx.read_gexf}
 
 def stored_graph(path):
     with open_store(path) as store:
-        passages, data = store.load_passages(), store.load_graph_data()
+        passages, data = store.read_passages(), store.read_graph_data()
     return passages, data, build_graph(data, passages.passage_ids)
 
 
@@ -55,7 +55,7 @@ def test_export_reads_back_with_the_graph_nodes_and_edges(small_store, tmp_path,
     passages, data, built = stored_graph(small_store)
     out = tmp_path / f"graph.{fmt}"
     result = Memory(small_store).export_graph(out, fmt)
-    assert result == {"path": str(out), "format": fmt, "nodes": built.graph.vcount(), "edges": built.graph.ecount()}
+    assert result == GraphExport(str(out), fmt, built.graph.vcount(), built.graph.ecount())
 
     graph = READERS[fmt](out)
     assert graph.number_of_nodes() == len(data.phrases) + len(passages.passage_ids) == built.graph.vcount()
@@ -76,7 +76,7 @@ def test_export_reads_back_with_the_graph_nodes_and_edges(small_store, tmp_path,
 
 def test_export_writes_the_default_file_in_the_working_directory(small_store, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert Memory(small_store).export_graph(format="gexf")["path"] == "hippograph.gexf"
+    assert Memory(small_store).export_graph(format="gexf").path == "hippograph.gexf"
     assert nx.read_gexf(tmp_path / "hippograph.gexf").number_of_nodes() > 0
     assert not (tmp_path / "hippograph.graphml").exists()
 

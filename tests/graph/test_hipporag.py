@@ -27,10 +27,10 @@ CORPUS = [
     {"id": "glasgow", "title": "Glasgow", "text": "Glasgow was a centre of shipbuilding in the nineteenth century."},
 ]
 
-CONFIGS = {
+CONFIGS = {  # each differs from the default in a way that changes how the walk is seeded or solved
     "default": Config(),
-    "entity_linking": Config().replace(entity_linking=True),
-    "no_entity_linking": Config().replace(entity_linking=False),
+    "no_entity_linking": Config(entity_linking=False),
+    "relative_filter_prpack": Config(recognition_filter="relative", pagerank_solver="prpack"),
 }
 
 
@@ -107,7 +107,7 @@ def test_odd_corpus_answers_in_hipporag_mode(odd_store, name, question):
 
 def test_odd_corpus_graph_holds_the_long_and_german_passages(odd_store):
     with open_store(odd_store) as store:
-        data = store.load_graph_data()
+        data = store.read_graph_data()
     passages_with_phrases = {pid.split("#")[0] for pid, _ in data.passage_phrases}
     assert {"long", "de"} <= passages_with_phrases
     assert "johanna keller" in data.phrases
@@ -116,7 +116,7 @@ def test_odd_corpus_graph_holds_the_long_and_german_passages(odd_store):
 @pytest.mark.parametrize("name", CONFIGS)
 def test_without_facts_hipporag_falls_back_to_dense(no_fact_store, name):
     with open_store(no_fact_store) as store:
-        assert store.load_graph_data().facts == []
+        assert store.read_graph_data().facts == []
     memory = Memory(no_fact_store, CONFIGS[name])
     for question in ("Why did we stay inside?", "Hello"):
         graph, dense = (memory.retrieve(question, mode=mode, top_k=3) for mode in ("hipporag", "dense"))

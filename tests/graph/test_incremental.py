@@ -22,7 +22,7 @@ B_IDS = [d["id"] for d in CORPUS_B]
 
 def graph_data(path) -> GraphData:
     with open_store(path) as store:
-        return store.load_graph_data()
+        return store.read_graph_data()
 
 
 def generation(path) -> int:

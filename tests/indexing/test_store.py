@@ -5,6 +5,11 @@ Stores are real DuckDB files written by real indexing runs; the tests look insid
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
 import duckdb
 import numpy as np
 import pytest
@@ -118,21 +123,21 @@ def test_indexed_store_has_every_table_and_embedding_metadata(small_store, small
     assert counts["triples"] > 0 and counts["facts"] > 0 and counts["phrases"] > 0
 
 
-def test_passage_embeddings_are_float384_with_model_name(small_store, store_tools):
+def test_passage_embeddings_are_float384_and_the_model_is_named_once(small_store, store_tools):
     column_types = dict(store_tools.sql(
         small_store,
         "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'passage_embeddings'",
     ))
-    assert column_types == {"passage_id": "VARCHAR", "model": "VARCHAR", "embedding": "FLOAT[384]"}
+    assert column_types == {"passage_id": "VARCHAR", "embedding": "FLOAT[384]"}
     for table in ("phrases", "facts"):
         types = dict(store_tools.sql(
             small_store, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [table]
         ))
         assert types["embedding"] == "FLOAT[384]"
-    models = store_tools.sql(small_store, "SELECT DISTINCT model FROM passage_embeddings")
-    assert models == [("all-MiniLM-L6-v2",)]
+    meta = dict(store_tools.sql(small_store, "SELECT key, value FROM meta"))
+    assert (meta["embedding_model"], meta["embedding_dim"]) == ("all-MiniLM-L6-v2", "384")
     with open_store(small_store) as store:
-        table = store.load_passages()
+        table = store.read_passages()
     assert table.embeddings.shape == (len(table.passage_ids), 384)
     assert table.embeddings.dtype == np.float32
     assert np.allclose(np.linalg.norm(table.embeddings, axis=1), 1.0, atol=1e-3)
@@ -168,7 +173,7 @@ def test_generation_increments_with_every_write(tmp_path, small_docs):
     assert generation(path) == 3
     assert memory.delete(["kettleby"]) == ["kettleby"]
     assert generation(path) == 4
-    assert memory.stats()["generation"] == 4
+    assert memory.stats().generation == 4
     # deleting nothing, and indexing nothing new, are not writes
     assert memory.delete(["no-such-document"]) == []
     assert memory.index([changed]).unchanged == 1
@@ -321,7 +326,7 @@ def test_deleting_every_document_empties_every_table(demo_store_copy, store_tool
     assert store_tools.counts(demo_store_copy) == dict.fromkeys(store_tools.ALL_TABLES, 0)
     with pytest.raises(StoreError, match="no passages"):
         with open_store(demo_store_copy) as store:
-            store.load_passages()
+            store.read_passages()
 
 
 # ---- versions and bad stores ----------------------------------------------------------------------------
@@ -365,3 +370,102 @@ def test_a_file_that_is_not_duckdb_is_refused(tmp_path):
         with open_store(path):
             pass
     assert path.read_text() == "these are my notes, not a database\n" * 100
+
+
+# ---- a store written by an earlier schema -----------------------------------------------------------------
+
+# tests/data/store_v1.duckdb holds SMALL_DOCS (the gazette with metadata {"source": "demo"}) as written by
+# hippograph at commit fe61681, store schema 1: documents.content_hash, passage_embeddings.model.
+V1_STORE = Path(__file__).resolve().parent.parent / "data" / "store_v1.duckdb"
+
+
+def test_a_version_1_store_opens_and_answers_every_mode(tmp_path, store_tools):
+    db = store_tools.copy(V1_STORE, tmp_path / "v1.duckdb")
+    with open_store(db) as store:
+        assert store.schema_version() == 1 and set(store.index_keys()) == {"ada", "kettleby", "gazette"}
+    memory = Memory(db)
+    for mode in ("bm25", "dense", "hipporag"):
+        retrieval = memory.retrieve("Who founded the Kettleby Gazette?", mode=mode, top_k=3)
+        assert retrieval.passages[0].doc_id == "gazette", mode
+    assert memory.stats().schema_version == 1 and memory.stats().documents == 3
+    assert store_tools.sql(db, "SELECT count(*) FROM meta WHERE key = 'schema_version' AND value = '1'") == [(1,)]
+
+
+def test_a_version_1_store_is_migrated_by_its_next_write_and_reindexes_once(tmp_path, small_docs, store_tools):
+    db = store_tools.copy(V1_STORE, tmp_path / "v1.duckdb")
+    docs = [dict(d) for d in small_docs]
+    docs[2]["source"] = "demo"  # as the committed store holds it
+    memory = Memory(db)
+    # Index keys are derived anew in schema 2, so each document is indexed once more, then never again.
+    assert memory.index(docs).indexed == 3
+    assert memory.index(docs).unchanged == 3
+    assert memory.stats().schema_version == SCHEMA_VERSION == 2
+    columns = {(t, c) for t, c in store_tools.sql(db, "SELECT table_name, column_name FROM information_schema.columns")}
+    assert ("documents", "index_key") in columns and ("documents", "content_hash") not in columns
+    assert ("passage_embeddings", "model") not in columns
+    fresh = tmp_path / "fresh.duckdb"
+    Memory(fresh).index(docs)
+    store_tools.assert_same(db, fresh)
+    with open_store(db) as store:
+        assert {d.doc_id: d.metadata for d in documents_in(store)}["gazette"] == {"source": "demo"}
+
+
+def test_deleting_from_a_version_1_store_migrates_it(tmp_path, store_tools):
+    db = store_tools.copy(V1_STORE, tmp_path / "v1.duckdb")
+    assert Memory(db).delete(["ada"]) == ["ada"]
+    with open_store(db) as store:
+        assert store.schema_version() == 2 and set(store.index_keys()) == {"kettleby", "gazette"}
+
+
+# ---- writers in threads -----------------------------------------------------------------------------------
+
+
+def test_two_threads_indexing_one_store_take_turns_and_equal_a_serial_run(tmp_path, demo_records, store_tools):
+    records = list(demo_records.values())
+    halves = [records[: len(records) // 2], records[len(records) // 2 :]]
+    db, errors, reports = tmp_path / "threads.duckdb", [], []
+    config = Config(extract_processes=1)
+
+    def index(documents):
+        try:
+            reports.append(Memory(db, config).index(documents))
+        except BaseException as error:  # noqa: BLE001  (reported below)
+            errors.append(error)
+
+    threads = [threading.Thread(target=index, args=(half,)) for half in halves]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert errors == []
+    assert sorted(r.indexed for r in reports) == sorted(len(h) for h in halves)
+    assert Memory(db).stats().generation == 2, "two commits, one after the other"
+    serial = tmp_path / "serial.duckdb"
+    for half in halves:
+        Memory(serial, config).index(half)
+    store_tools.assert_same(db, serial)
+
+
+def test_a_lock_file_removed_during_a_write_fails_that_write_loudly(small_store_copy, store_tools):
+    before = store_tools.copy(small_store_copy, small_store_copy.with_name("before.duckdb"))
+    lock = small_store_copy.with_name(small_store_copy.name + ".lock")
+    with pytest.raises(StoreError, match="was removed or replaced while this write held it"):
+        with update_store(small_store_copy) as store:
+            store.delete_documents(["ada"])
+            lock.unlink()  # what a careless clean-up does while a writer runs
+    store_tools.assert_same(small_store_copy, before)
+    assert not small_store_copy.with_name(small_store_copy.name + ".next").exists()
+    assert Memory(small_store_copy).delete(["ada"]) == ["ada"], "the next writer takes a new lock"
+
+
+def test_a_second_writer_let_in_by_a_removed_lock_is_not_overwritten(small_store_copy):
+    lock = small_store_copy.with_name(small_store_copy.name + ".lock")
+    second_writer = f"from hippograph import Memory; Memory({str(small_store_copy)!r}).delete(['kettleby'])"
+    with pytest.raises(StoreError, match="was removed or replaced"):
+        with update_store(small_store_copy) as first:
+            first.delete_documents(["ada"])
+            lock.unlink()  # another process now takes a new lock file, writes and publishes
+            run = subprocess.run([sys.executable, "-c", second_writer], capture_output=True, text=True, timeout=300)
+            assert run.returncode == 0, run.stderr
+    with open_store(small_store_copy) as store:
+        assert set(store.index_keys()) == {"ada", "gazette"}, "the second writer's delete stands; the first failed"

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from hippograph import Config
 from hippograph.errors import HippographError
 from hippograph.pipeline.extract import (
     MAX_FACTS_PER_PASSAGE,
@@ -22,7 +23,7 @@ from hippograph.types import Passage, PassageFacts
 
 @pytest.fixture(scope="module")
 def nlp():
-    return load_spacy()
+    return load_spacy(Config().spacy_model)
 
 
 def passage(text: str, title: str = "", passage_id: str = "p0") -> Passage:
@@ -243,11 +244,15 @@ def test_output_order_and_provenance_follow_the_input(nlp):
 
 
 def test_two_processes_give_the_same_facts(nlp):
-    passages = [
-        passage("Marie Curie discovered polonium. She was born in Warsaw.", "Marie Curie", "a"),
-        passage("Paris is the capital of France.", "Paris", "b"),
+    texts = [
+        ("Marie Curie discovered polonium. She was born in Warsaw.", "Marie Curie"),
+        ("Paris is the capital of France.", "Paris"),
+        ("The Veloria Bridge was designed by Ada Marsh.", "Veloria Bridge"),
     ]
-    assert extract_facts(passages, nlp, n_process=2) == extract_facts(passages, nlp, n_process=1)
+    passages = [passage(text, title, f"p{i}") for i, (text, title) in enumerate(texts * 4)]
+    # batches of 2 over 12 passages: more than one batch, so spaCy really starts two processes
+    assert extract_facts(passages, nlp, batch_size=2, n_process=2) == extract_facts(passages, nlp, n_process=1)
+    assert len({t.passage_id for f in extract_facts(passages[:3], nlp) for t in f.triples}) == 3
 
 
 def test_list_like_passage_is_capped(nlp):

@@ -1,4 +1,4 @@
-"""The stages over shard files: planning, skipping finished work, refusing unfinished shards, loading,
+"""The stages over shard files: planning, skipping finished work, refusing unfinished shards, committing,
 and two workers at once giving the same store as one."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from hippograph import Config, Memory
 from hippograph.errors import HippographError
 from hippograph.pipeline import shards
 from hippograph.pipeline.run import index_documents
+from hippograph.pipeline.stages import STAGES
 from hippograph.pipeline.sources import documents_from_records, read_documents
 
 SHARD_SIZE = 10  # the 42 demo documents make 5 shards
@@ -35,21 +36,25 @@ def in_process_store(tmp_path_factory, demo_documents) -> Path:
 
 def run_all_stages(shard_list):
     for shard in shard_list:
-        for stage in shards.STAGES:
-            stage(shard)
+        for stage in STAGES:
+            shards.run_stage(stage.name, shard)
+
+
+def documents_of(shard) -> list:
+    return shards.read_artifact(shard, "documents")
 
 
 def test_plan_writes_only_new_or_changed_documents_as_shards(tmp_path, demo_documents, small_docs, small_store_copy):
     plan = shards.plan_documents(demo_documents, tmp_path / "none.duckdb", tmp_path / "work", shard_size=SHARD_SIZE)
     assert len(plan) == 5
-    assert sorted(d.doc_id for s in plan for d in shards._read_documents(s)) == sorted(d.doc_id for d in demo_documents)
+    assert sorted(d.doc_id for s in plan for d in documents_of(s)) == sorted(d.doc_id for d in demo_documents)
     replanned = shards.plan_documents(demo_documents, tmp_path / "none.duckdb", tmp_path / "work", shard_size=SHARD_SIZE)
     assert replanned == plan, "the same pending documents give the same shards"
 
     # the small store holds ada, kettleby and gazette: only the changed "ada" is pending
     changed = [{**small_docs[0], "text": "Ada Marsh was a painter."}] + small_docs[1:]
     plan = shards.plan_documents(documents_from_records(changed), small_store_copy, tmp_path / "work")
-    assert [d.doc_id for s in plan for d in shards._read_documents(s)] == ["ada"]
+    assert [d.doc_id for s in plan for d in documents_of(s)] == ["ada"]
     assert [p.name for p in (tmp_path / "work" / "shards").iterdir()] == [Path(plan[0]).name], \
         "shards of the earlier plan are removed"
 
@@ -58,37 +63,37 @@ def test_a_plan_under_other_settings_lists_the_stored_documents_again(tmp_path, 
     documents = documents_from_records(small_docs)
     assert shards.plan_documents(documents, small_store_copy, tmp_path / "work") == []
     plan = shards.plan_documents(documents, small_store_copy, tmp_path / "work", Config(chunk_max_tokens=64))
-    assert sorted(d.doc_id for s in plan for d in shards._read_documents(s)) == sorted(d.doc_id for d in documents)
+    assert sorted(d.doc_id for s in plan for d in documents_of(s)) == sorted(d.doc_id for d in documents)
 
 
 def test_a_finished_stage_is_skipped(tmp_path, demo_documents):
     [shard] = shards.plan_documents(demo_documents[:3], tmp_path / "s.duckdb", tmp_path / "work")
-    shards.chunk_shard(shard)
-    written = (Path(shard) / shards.PASSAGES).stat().st_mtime_ns
-    shards.chunk_shard(shard)
-    assert (Path(shard) / shards.PASSAGES).stat().st_mtime_ns == written
+    shards.run_stage("chunk", shard)
+    written = shards.artifact_path(shard, "passages").stat().st_mtime_ns
+    shards.run_stage("chunk", shard)
+    assert shards.artifact_path(shard, "passages").stat().st_mtime_ns == written
 
 
-def test_load_refuses_unfinished_shards_and_ignores_half_written_files(tmp_path, demo_documents):
+def test_commit_refuses_unfinished_shards_and_ignores_half_written_files(tmp_path, demo_documents):
     db = tmp_path / "s.duckdb"
     [shard] = shards.plan_documents(demo_documents[:3], db, tmp_path / "work")
-    shards.chunk_shard(shard)
-    shards.embed_passages_shard(shard)
+    shards.run_stage("chunk", shard)
+    shards.run_stage("embed_passages", shard)
     # what a worker killed while writing leaves: a temporary file, never the output's name
     (Path(shard) / ".facts.parquet.123.abc.tmp").write_bytes(b"PAR1 half a file")
-    with pytest.raises(HippographError, match="not finished.*facts.parquet"):
-        shards.load_shards(db, [shard])
-    assert not db.exists(), "nothing is loaded from an unfinished shard"
-    shards.extract_shard(shard)
-    shards.embed_graph_shard(shard)
-    report = shards.load_shards(db, [shard])
+    with pytest.raises(HippographError, match="not finished.*lacks facts, graph_vectors"):
+        shards.commit_shards(db, [shard])
+    assert not db.exists(), "nothing is committed from an unfinished shard"
+    shards.run_stage("extract", shard)
+    shards.run_stage("embed_graph", shard)
+    report = shards.commit_shards(db, [shard])
     assert report.indexed == 3
-    assert not Path(shard).exists(), "loaded shards are removed"
+    assert not Path(shard).exists(), "committed shards are removed"
 
 
 def test_a_stage_on_a_folder_that_is_not_a_shard_fails_clearly(tmp_path):
     with pytest.raises(HippographError, match="not a shard folder"):
-        shards.chunk_shard(tmp_path)
+        shards.run_stage("chunk", tmp_path)
 
 
 def test_sharded_index_equals_in_process_index(tmp_path, demo_documents, in_process_store, store_tools):
@@ -100,15 +105,15 @@ def test_sharded_index_equals_in_process_index(tmp_path, demo_documents, in_proc
     assert (again.indexed, again.unchanged) == (0, 42)
 
 
-def test_loading_a_shard_twice_adds_nothing(tmp_path, demo_documents, store_tools):
+def test_committing_a_shard_twice_adds_nothing(tmp_path, demo_documents, store_tools):
     db = tmp_path / "s.duckdb"
     [shard] = shards.plan_documents(demo_documents[:4], db, tmp_path / "work")
     run_all_stages([shard])
     copy = tmp_path / "copy"
-    shutil.copytree(shard, copy)  # as if a load published and was killed before removing the shard
-    shards.load_shards(db, [shard])
+    shutil.copytree(shard, copy)  # as if a commit published and was killed before removing the shard
+    shards.commit_shards(db, [shard])
     before = store_tools.copy(db, tmp_path / "before.duckdb")
-    report = shards.load_shards(db, [copy])
+    report = shards.commit_shards(db, [copy])
     assert (report.indexed, report.unchanged) == (0, 4)
     store_tools.assert_same(db, before, min_cosine=0.999999)
 
@@ -116,9 +121,10 @@ def test_loading_a_shard_twice_adds_nothing(tmp_path, demo_documents, store_tool
 WORKER = """
 import json, sys
 from hippograph.pipeline import shards
+from hippograph.pipeline.stages import STAGES
 for shard in json.loads(sys.argv[1]):
-    for stage in shards.STAGES:
-        stage(shard)
+    for stage in STAGES:
+        shards.run_stage(stage.name, shard)
 """
 
 
@@ -133,19 +139,19 @@ def test_two_workers_at_once_make_the_same_store_as_one(tmp_path, demo_documents
     for worker in workers:
         _, err = worker.communicate(timeout=600)
         assert worker.returncode == 0, err
-    report = shards.load_shards(db, plan)
+    report = shards.commit_shards(db, plan)
     assert report.indexed == 42
 
     one = tmp_path / "one.duckdb"
     one_plan = shards.plan_documents(demo_documents, one, tmp_path / "work-one", shard_size=SHARD_SIZE)
     assert [Path(s).name for s in one_plan] == [Path(s).name for s in plan]
     run_all_stages(one_plan)
-    shards.load_shards(one, one_plan)
+    shards.commit_shards(one, one_plan)
     store_tools.assert_same(db, one, min_cosine=0.999999)
     store_tools.assert_same(db, in_process_store)
 
 
-def test_graphless_shards_load_passages_only(tmp_path, demo_documents, store_tools):
+def test_graphless_shards_commit_passages_only(tmp_path, demo_documents, store_tools):
     config = Config(build_graph=False)
     db = tmp_path / "plain.duckdb"
     report = Memory(db, config).index(demo_documents[:5], work_dir=tmp_path / "work")
@@ -162,6 +168,6 @@ def test_a_plan_for_a_mirrored_source_lists_the_documents_it_no_longer_holds(tmp
     assert shards.planned_deletions(work) == []
     assert shards.plan_sources([source], small_store_copy, work, delete_missing=True) == []
     assert shards.planned_deletions(work) == ["ada"]
-    report = shards.load_shards(small_store_copy, [], delete=shards.planned_deletions(work))
+    report = shards.commit_shards(small_store_copy, [], delete=shards.planned_deletions(work))
     assert report.deleted == 1
     assert store_tools.sql(small_store_copy, "SELECT doc_id FROM documents ORDER BY doc_id") == [("gazette",), ("kettleby",)]

@@ -1,6 +1,6 @@
-"""The load step: merge what the stages made into the store, in one transaction, and publish it.
+"""The commit step: write what the stages made into the store, in one transaction, and publish it.
 
-Loading holds the store's writer lock while it reads what the store holds, adds what is new
+Committing holds the store's writer lock while it reads what the store holds, adds what is new
 (phrases and facts not yet stored, synonym edges of new phrases against all phrases) and writes.
 It never blocks readers: `update_store` writes a copy and swaps it in.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,25 +18,8 @@ from hippograph.config import Config
 from hippograph.graph.synonyms import synonym_edges
 from hippograph.indexing.store import Store, open_store, update_store, writer_lock
 from hippograph.pipeline.embed import embedder_for
-from hippograph.pipeline.stages import FactKey, GraphVectors, embed_texts
-from hippograph.types import Document, IndexBatch, Passage, PassageFacts
-
-
-@dataclass
-class IndexReport:
-    documents: int = 0
-    indexed: int = 0
-    unchanged: int = 0
-    passages: int = 0
-    triples: int = 0
-    new_phrases: int = 0
-    new_facts: int = 0
-    synonym_edges: int = 0
-    deleted: int = 0  # documents removed because their source no longer has them
-    seconds: dict[str, float] = field(default_factory=dict)  # per stage
-
-    def to_dict(self) -> dict[str, object]:
-        return dict(self.__dict__)
+from hippograph.pipeline.stages import FactKey, GraphVectors, KnownGraph, StageOutput, embed_texts, new_graph_keys
+from hippograph.types import Document, ImportReport, IndexBatch, IndexReport
 
 
 @dataclass(frozen=True)
@@ -62,30 +45,12 @@ class StoreState:
         phrases = store.phrase_vectors() if vectors else (store.phrases(), np.zeros((0, 0), np.float32))
         return StoreState(store.index_keys(), *phrases, store.fact_keys())
 
-
-@dataclass
-class StageOutput:
-    """What the stages made for some documents: passages row-aligned with their vectors; `facts` empty
-    when the graph is not built."""
-
-    documents: list[Document]
-    passages: list[Passage]
-    passage_vectors: np.ndarray
-    facts: list[PassageFacts]
-    graph_vectors: GraphVectors
-
-    @staticmethod
-    def concat(parts: Sequence["StageOutput"], dim: int) -> "StageOutput":
-        return StageOutput(
-            documents=[d for p in parts for d in p.documents],
-            passages=[x for p in parts for x in p.passages],
-            passage_vectors=np.vstack([p.passage_vectors for p in parts]) if parts else np.zeros((0, dim), np.float32),
-            facts=[f for p in parts for f in p.facts],
-            graph_vectors=GraphVectors.concat([p.graph_vectors for p in parts], dim),
-        )
+    @property
+    def known(self) -> KnownGraph:
+        return KnownGraph(frozenset(self.phrases), self.fact_keys)
 
 
-def load(
+def commit(
     db_path: str | Path,
     output: StageOutput,
     config: Config,
@@ -93,7 +58,7 @@ def load(
     delete: Sequence[str] = (),
 ) -> IndexReport:
     """Add `output` to the store, and delete the documents `delete` names, in one transaction. Documents
-    the store already holds unchanged are skipped, so loading the same output twice adds nothing."""
+    the store already holds unchanged are skipped, so committing the same output twice adds nothing."""
     report = report or IndexReport(documents=len(output.documents))
     timer = StageTimer(report)
     with writer_lock(db_path):
@@ -122,17 +87,11 @@ def merge(output: StageOutput, state: StoreState, config: Config) -> IndexBatch:
     and facts the store lacks (reused from the stages, else embedded here), synonym edges of new phrases."""
     embedder = embedder_for(config)
     batch = IndexBatch(embedder.name, config.index_settings(), output.documents, output.passages, output.passage_vectors)
-    known_phrases = set(state.phrases)
-    new_phrases: dict[str, None] = {}  # ordered sets
-    new_facts: dict[FactKey, None] = {}
     for passage_facts in output.facts:
         batch.passage_phrases.extend((passage_facts.passage_id, phrase) for phrase in passage_facts.phrases)
-        new_phrases.update((p, None) for p in passage_facts.phrases if p not in known_phrases)
         batch.triples.extend(passage_facts.triples)
-        new_facts.update(((t.subject, t.predicate, t.object), None) for t in passage_facts.triples)
-    for key in state.fact_keys.intersection(new_facts):
-        del new_facts[key]
-    vectors = _vectors_for(list(new_phrases), list(new_facts), output.graph_vectors, config)
+    new_phrases, new_facts = new_graph_keys(output.facts, state.known)
+    vectors = _vectors_for(new_phrases, new_facts, output.graph_vectors, config)
     batch.new_phrases, batch.phrase_embeddings = vectors.phrases, vectors.phrase_vectors
     batch.new_facts, batch.fact_embeddings = vectors.facts, vectors.fact_vectors
     all_phrases = state.phrases + batch.new_phrases
@@ -170,8 +129,8 @@ def pending(documents: Iterable[Document], index_keys: Mapping[str, str], config
 
 
 def _without_stored(output: StageOutput, state: StoreState, config: Config) -> StageOutput:
-    """`output` less the documents the store holds as they are, under the same settings (loaded by an
-    earlier run)."""
+    """`output` less the documents the store holds as they are, under the same settings (committed by
+    an earlier run)."""
     todo = {d.doc_id for d in pending(output.documents, state.index_keys, config)}
     if len(todo) == len(output.documents):
         return output
@@ -189,7 +148,7 @@ def _without_stored(output: StageOutput, state: StoreState, config: Config) -> S
 class StageTimer:
     """`with timer("stage"):` adds the block's wall time to the report."""
 
-    def __init__(self, report: IndexReport):
+    def __init__(self, report: IndexReport | ImportReport):
         self.report = report
         self._stage = ""
 
