@@ -185,9 +185,7 @@ class Stage:
     setup: Callable[[Config], None] = no_setup
 
 
-# Artifacts the runners provide rather than a stage: the documents to index, and what the store knows.
-RUN_INPUTS = ("documents", "known")
-
+# "documents" and "known" (what the store holds) come from the runner; every other artifact from a stage.
 STAGES: tuple[Stage, ...] = (
     Stage("chunk", chunk, reads=("documents",), writes="passages", setup=load_embedder),
     Stage("embed_passages", embed_passages, reads=("passages",), writes="passage_vectors", setup=load_embedder),

@@ -24,6 +24,8 @@ if importlib.util.find_spec("airflow") is None:
         pytest.fail("CI must install the airflow extra: pip install -e '.[test,airflow]'", pytrace=False)
     pytest.skip("Airflow is not installed (pip install 'hippograph[airflow]')", allow_module_level=True)
 
+pytestmark = pytest.mark.slow  # each test starts Airflow in a child process: minutes, not seconds
+
 # Load the DAG folder, then either describe the DAG or run it once with the given conf.
 AIRFLOW_SCRIPT = """
 import json, sys
