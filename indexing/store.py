@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -30,6 +31,12 @@ from hippograph.errors import StoreError
 from hippograph.types import Document, IndexBatch
 
 SCHEMA_VERSION = 1
+
+# DuckDB picks an extension by a path's prefix ("md:name") or a file's type (a SQLite file) and would
+# install it over the network; hippograph opens local DuckDB files only, with extensions left alone.
+_DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+_DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
+_URL_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_+.-]+:")  # "md:", "s3://"; not a drive letter
 
 _BASE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR);
@@ -129,17 +136,36 @@ class Store:
         self._run("DELETE FROM meta WHERE key = ?", [key])
         self._run("INSERT INTO meta VALUES (?, ?)", [key, value])
 
+    def _meta_int(self, key: str) -> int | None:
+        value = self._meta(key)
+        try:
+            return None if value is None else int(value)
+        except ValueError:
+            raise StoreError(f"{self.path} is not a hippograph store: its {key} is {value!r}, not a number") from None
+
     def _has_table(self, name: str) -> bool:
         query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
         return self.con.execute(query, [name]).fetchall()[0][0] > 0
 
     def _check_version(self) -> None:
-        version = self._meta("schema_version")
-        if version is not None and int(version) > SCHEMA_VERSION:
+        self._check_tables()
+        version = self._meta_int("schema_version")
+        if version is not None and version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} was written by a newer hippograph (store schema {version}, this version reads "
                 f"up to {SCHEMA_VERSION}). Upgrade hippograph to use it."
             )
+
+    def _check_tables(self) -> None:
+        """Refuse a DuckDB file of another program: one with tables, but no meta table of keys and values
+        that names a schema version."""
+        rows = self.con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_catalog = current_database() AND table_schema = 'main'"
+        ).fetchall()
+        tables, meta_columns = {t for t, _ in rows}, {c for t, c in rows if t == "meta"}
+        if tables and not ({"key", "value"} <= meta_columns and self._meta("schema_version") is not None):
+            raise StoreError(f"{self.path} is not a hippograph store: its tables ({', '.join(sorted(tables))}) are not hippograph's")
 
     def _create_schema(self) -> None:
         self._run(_BASE_SCHEMA)
@@ -149,8 +175,8 @@ class Store:
 
     def embedding_model(self) -> tuple[str, int] | None:
         """(model name, dimension) the store's vectors were made with, or None before the first index."""
-        name, dim = self._meta("embedding_model"), self._meta("embedding_dim")
-        return (name, int(dim)) if name and dim else None
+        name, dim = self._meta("embedding_model"), self._meta_int("embedding_dim")
+        return (name, dim) if name and dim else None
 
     def _ensure_embedding_tables(self, model: str, dim: int) -> None:
         stored = self.embedding_model()
@@ -163,7 +189,7 @@ class Store:
 
     def generation(self) -> int:
         """Increases with every committed write; readers compare it to know when to reload."""
-        return int(self._meta("generation") or 0)
+        return self._meta_int("generation") or 0
 
     # ---- reads --------------------------------------------------------------------------------
 
@@ -275,7 +301,7 @@ class Store:
         model = self.embedding_model()
         return {
             "path": str(self.path),
-            "schema_version": int(self._meta("schema_version") or SCHEMA_VERSION),
+            "schema_version": self._meta_int("schema_version") or SCHEMA_VERSION,
             "generation": self.generation(),
             "embedding_model": model[0] if model else None,
             "embedding_dim": model[1] if model else None,
@@ -417,11 +443,9 @@ def open_store(path: str | Path, lock_timeout: float = 30.0) -> Iterator[Store]:
     Published files are only ever replaced, never written in place, so no hippograph writer holds a
     lock on them; a lock held by some other program is waited out for up to `lock_timeout` seconds.
     """
-    path = Path(path)
+    path = _store_file(path)
     if not path.exists():
         raise StoreError(f"no store at {path}. Index documents first: hippograph index PATH --db {path}")
-    if path.is_dir():
-        raise StoreError(f"{path} is a directory, not a store file")
     connection = _connect(path, True, lock_timeout)
     store = Store(connection, path, read_only=True)
     try:
@@ -439,9 +463,7 @@ def update_store(path: str | Path, lock_timeout: float = 600.0) -> Iterator[Stor
     over the store. On an error, or if the process dies, the published store is untouched. A block that
     committed nothing publishes nothing, so readers have no new file to reload.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise StoreError(f"{path} is a directory, not a store file")
+    path = _store_file(path)
     with writer_lock(path, lock_timeout):
         staging = path.with_name(path.name + ".next")
         _remove_with_wal(staging)  # left by a writer that was killed
@@ -534,7 +556,7 @@ def _connect(path: Path, read_only: bool, lock_timeout: float) -> duckdb.DuckDBP
     delay = 0.02
     while True:
         try:
-            return _open_read_only(path) if read_only else duckdb.connect(str(path))
+            return _open_read_only(path) if read_only else connect(path)
         except duckdb.Error as error:
             if _is_lock_conflict(error) and time.monotonic() < deadline:
                 time.sleep(delay)
@@ -542,14 +564,15 @@ def _connect(path: Path, read_only: bool, lock_timeout: float) -> duckdb.DuckDBP
                 continue
             if _is_lock_conflict(error):
                 raise StoreError(f"{path} stayed locked by another process for {lock_timeout:.0f} s") from None
-            raise StoreError(f"cannot open {path} as a hippograph store: {error}") from None
+            reason = str(error).splitlines()[0]  # DuckDB adds lines of advice
+            raise StoreError(f"cannot open {path} as a hippograph store: {reason}") from None
 
 
 def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection through a database instance of its own. `duckdb.connect(path)` reuses a
     process's open instance of the same path, which after a publish still reads the replaced file."""
-    quoted = str(path).replace("'", "''")
-    connection = duckdb.connect()
+    quoted = os.path.abspath(path).replace("'", "''")
+    connection = connect()
     try:
         connection.execute(f"ATTACH '{quoted}' AS store (READ_ONLY)").fetchall()
         connection.execute("USE store").fetchall()
@@ -557,6 +580,35 @@ def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
         connection.close()
         raise
     return connection
+
+
+def connect(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection to the local DuckDB file `path` (None: a new in-memory database) with extension
+    auto-install and auto-load off. Every connection hippograph opens is made here."""
+    database = ":memory:" if path is None else os.path.abspath(path)  # absolute: DuckDB reads no prefix
+    return duckdb.connect(database, config=_DUCKDB_CONFIG)
+
+
+def check_writable(path: str | Path) -> Path:
+    """Refuse to write `path` unless it names a local DuckDB file or nothing yet. Writers call this
+    before any work, so a bad `--db` fails at once."""
+    return _store_file(path)
+
+
+def _store_file(path: str | Path) -> Path:
+    """`path` if it names a local DuckDB file or nothing yet; anything else is refused before DuckDB sees it."""
+    if _URL_PREFIX.match(str(path)):
+        raise StoreError(
+            f"{path} is not a hippograph store: hippograph opens local DuckDB files only (a file of that name: ./{path})"
+        )
+    path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory, not a store file")
+    if path.is_file():
+        with open(path, "rb") as handle:
+            if handle.read(12)[8:] != _DUCKDB_MAGIC:
+                raise StoreError(f"cannot open {path}: not a hippograph store (not a DuckDB file)")
+    return path
 
 
 def documents_in(store: Store) -> list[Document]:

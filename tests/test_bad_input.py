@@ -275,3 +275,58 @@ def test_eval_questions_without_supporting_ids(cli, repo_root, tmp_path):
     code, out, err = cli("eval", "--corpus", repo_root / "examples/demo/corpus.jsonl", "--questions", questions, "--db", db)
     assert_one_clear_error(code, out, err, "questions.jsonl:2", "supporting_ids")
     assert not db.exists()  # questions are checked before the corpus is indexed
+
+
+# ---- files that are not hippograph stores ---------------------------------------------------------------
+
+
+def sqlite_file(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "notes.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE notes (text TEXT)")
+    return path, ["notes.db", "not a hippograph store"]
+
+
+def motherduck_name(tmp_path):
+    return "md:notes", ["md:notes", "not a hippograph store", "local DuckDB files"]
+
+
+def duckdb_with_other_tables(tmp_path):
+    path = tmp_path / "other.duckdb"
+    connection = duckdb.connect(str(path))
+    connection.execute("CREATE TABLE meta (name VARCHAR, size INTEGER); CREATE TABLE documents (path VARCHAR)")
+    connection.close()
+    return path, ["other.duckdb", "not a hippograph store", "documents, meta"]
+
+
+def schema_version_not_a_number(tmp_path):
+    path = tmp_path / "odd.duckdb"
+    with update_store(path):
+        pass
+    connection = duckdb.connect(str(path))
+    connection.execute("UPDATE meta SET value = 'one' WHERE key = 'schema_version'")
+    connection.close()
+    return path, ["odd.duckdb", "not a hippograph store", "'one'"]
+
+
+NOT_STORES = [sqlite_file, motherduck_name, duckdb_with_other_tables, schema_version_not_a_number]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("stats",), ("query", "Who?", "--mode", "bm25"), ("delete", "a"), ("index", "DOC"), ("import-triples", "TRIPLES")],
+    ids=lambda a: a[0],
+)
+@pytest.mark.parametrize("make", NOT_STORES, ids=lambda f: f.__name__)
+def test_a_file_that_is_not_a_hippograph_store_is_refused(cli, tmp_path, monkeypatch, make, args):
+    monkeypatch.chdir(tmp_path)  # an "md:" name must not become a file either
+    db, words = make(tmp_path)
+    (tmp_path / "doc.txt").write_text("Port Veloria is a harbour town.")
+    (tmp_path / "t.jsonl").write_text('{"doc_id": "a", "subject": "Ada", "predicate": "built", "object": "Veloria Bridge"}\n')
+    files = lambda: {p.name: sha256(p) for p in tmp_path.iterdir() if not p.name.endswith(".lock")}  # noqa: E731
+    before = files()
+    args = [{"DOC": "doc.txt", "TRIPLES": "t.jsonl"}.get(a, a) for a in args]
+    assert_one_clear_error(*cli(*args, "--db", db), *words)
+    assert files() == before

@@ -15,7 +15,7 @@ from hippograph.config import Config, default_db_path
 from hippograph.errors import HippographError, StoreError
 from hippograph.indexing.bm25 import BM25Index
 from hippograph.indexing.dense import DenseIndex, top_k
-from hippograph.indexing.store import GraphData, PassageTable, check_embedding_model, open_store, update_store
+from hippograph.indexing.store import GraphData, PassageTable, check_embedding_model, check_writable, open_store, update_store
 from hippograph.pipeline.embed import Embedder, embedder_for
 from hippograph.pipeline.run import ImportReport, IndexReport, import_triples, index_documents
 from hippograph.pipeline.shards import DEFAULT_SHARD_SIZE, index_in_shards
@@ -105,6 +105,7 @@ class Memory:
     def _index(
         self, documents: list[Document], progress: bool, work_dir: str | Path | None, shard_size: int
     ) -> IndexReport:
+        check_writable(self.db_path)
         if work_dir is None:
             report = index_documents(self.db_path, documents, self.config, progress=progress)
         else:
@@ -115,6 +116,7 @@ class Memory:
 
     def delete(self, doc_ids: Sequence[str]) -> list[str]:
         """Remove documents and all derived from them; returns the ids that were stored."""
+        check_writable(self.db_path)
         if not self.db_path.exists():
             return []
         with update_store(self.db_path) as store:  # publishes nothing if none of them is stored
@@ -126,6 +128,7 @@ class Memory:
     def import_triples(self, source: str | Path | Iterable[Mapping[str, Any]]) -> ImportReport:
         """Add triples made elsewhere (a JSONL path, or dicts with doc_id, subject, predicate, object) to the
         passages of documents already indexed. Triples already stored for their passage are skipped."""
+        check_writable(self.db_path)
         report = import_triples(self.db_path, source, self.config)
         if report.imported:
             self._snapshot = None
