@@ -463,7 +463,7 @@ def update_store(path: str | Path, lock_timeout: float = 600.0) -> Iterator[Stor
     over the store. On an error, or if the process dies, the published store is untouched. A block that
     committed nothing publishes nothing, so readers have no new file to reload.
     """
-    path = _store_file(path)
+    path = check_writable(path)
     with writer_lock(path, lock_timeout):
         staging = path.with_name(path.name + ".next")
         _remove_with_wal(staging)  # left by a writer that was killed
@@ -525,6 +525,8 @@ _HELD_LOCKS: set[str] = set()
 
 def _publish(staging: Path, path: Path) -> None:
     """Make the written copy durable, then swap it in: a rename is atomic, so readers see old or new."""
+    if path.exists():
+        _copy_permissions(path, staging)
     with open(staging, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(staging, path)
@@ -533,6 +535,19 @@ def _publish(staging: Path, path: Path) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _copy_permissions(source: Path, target: Path) -> None:
+    """Give `target` the mode of `source` and, where this process may set them, its owner and group:
+    the new version of a private store stays private."""
+    info = source.stat()
+    for uid, gid in ((info.st_uid, info.st_gid), (-1, info.st_gid)):  # only root may give a file away
+        try:
+            os.chown(target, uid, gid)
+            break
+        except PermissionError:
+            continue
+    os.chmod(target, info.st_mode & 0o7777)  # after chown, which clears set-id bits
 
 
 def _checkpoint_wal(path: Path, lock_timeout: float) -> None:
@@ -590,9 +605,22 @@ def connect(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
 
 
 def check_writable(path: str | Path) -> Path:
-    """Refuse to write `path` unless it names a local DuckDB file or nothing yet. Writers call this
-    before any work, so a bad `--db` fails at once."""
-    return _store_file(path)
+    """Refuse to write `path` unless it names a local DuckDB file or nothing yet, in a directory this
+    process may write, and is not read-only. Writers call this before any work, so they fail at once.
+
+    A store with no write bit for anyone is read-only even to root, whom `os.access` lets write anything.
+    """
+    path = _store_file(path)
+    if path.exists():
+        mode = path.stat().st_mode
+        if not mode & 0o222 or not os.access(path, os.W_OK):
+            raise StoreError(f"{path} is read-only (mode {mode & 0o777:o}); make it writable to change it")
+    directory = path.absolute().parent
+    while not directory.exists():  # the writer creates missing directories
+        directory = directory.parent
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise StoreError(f"cannot write {path}: this process may not write the directory {directory}")
+    return path
 
 
 def _store_file(path: str | Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import duckdb
 import pytest
@@ -330,3 +331,59 @@ def test_a_file_that_is_not_a_hippograph_store_is_refused(cli, tmp_path, monkeyp
     args = [{"DOC": "doc.txt", "TRIPLES": "t.jsonl"}.get(a, a) for a in args]
     assert_one_clear_error(*cli(*args, "--db", db), *words)
     assert files() == before
+
+
+# ---- store permissions ----------------------------------------------------------------------------------
+
+WRITES = [
+    ("index", "DOC"),
+    ("delete", "ada"),
+    ("import-triples", "TRIPLES"),
+]
+
+
+def write_args(args, tmp_path) -> list[str]:
+    """The command with its input files made in tmp_path."""
+    doc, triples = tmp_path / "doc.txt", tmp_path / "t.jsonl"
+    doc.write_text("Port Veloria is a harbour town at the mouth of the Orne.")
+    triples.write_text('{"doc_id": "ada", "subject": "Ada Marsh", "predicate": "lived in", "object": "Port Veloria"}\n')
+    return [str({"DOC": doc, "TRIPLES": triples}.get(a, a)) for a in args]
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640], ids=oct)
+@pytest.mark.parametrize("args", WRITES, ids=lambda a: a[0])
+def test_a_write_keeps_the_store_mode_and_owner(cli, small_store_copy, tmp_path, mode, args):
+    os.chown(small_store_copy, 65534, 65534)  # nobody: root may give a file away, and keeps that on a write
+    small_store_copy.chmod(mode)
+    before = small_store_copy.stat()
+    code, out, err = cli(*write_args(args, tmp_path), "--db", small_store_copy)
+    assert code == 0, err
+    after = small_store_copy.stat()
+    assert after.st_ino != before.st_ino  # a new version was published
+    assert (after.st_mode & 0o7777, after.st_uid, after.st_gid) == (mode, 65534, 65534)
+
+
+@pytest.mark.parametrize("args", WRITES, ids=lambda a: a[0])
+def test_a_read_only_store_is_not_replaced(cli, small_store_copy, tmp_path, args):
+    small_store_copy.chmod(0o444)  # root may write it, but nobody should: hippograph refuses
+    before = (sha256(small_store_copy), small_store_copy.stat().st_ino)
+    assert_one_clear_error(*cli(*write_args(args, tmp_path), "--db", small_store_copy), "small.duckdb", "read-only")
+    assert (sha256(small_store_copy), small_store_copy.stat().st_ino) == before
+    assert small_store_copy.stat().st_mode & 0o777 == 0o444
+
+
+@pytest.mark.parametrize("args", WRITES, ids=lambda a: a[0])
+def test_a_store_in_a_read_only_directory_is_refused(cli_subprocess, small_store, store_tools, tmp_path, args):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    db = store_tools.copy(small_store, folder / "small.duckdb")
+    before = sha256(db)
+    folder.chmod(0o555)
+    try:
+        result = cli_subprocess(*write_args(args, tmp_path), "--db", db, unprivileged=True, timeout=120)
+    finally:
+        folder.chmod(0o755)
+    assert_one_clear_error(result.returncode, result.stdout.decode(), result.stderr.decode(), "may not write", "shared")
+    assert result.returncode == 1
+    assert sha256(db) == before
+    assert [p.name for p in folder.iterdir()] == ["small.duckdb"]
