@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from hippograph.errors import InputError
 from hippograph.types import Document, content_hash
+
+log = logging.getLogger("hippograph")
 
 TEXT_SUFFIXES = {".txt", ".md"}
 JSONL_SUFFIXES = {".jsonl"}
@@ -59,12 +62,26 @@ def _read_path(path: str | Path, stdin: IO[bytes] | None, max_bytes: int) -> Ite
         raise InputError(f"no such file or directory: {path}")
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES | JSONL_SUFFIXES)
+        files, outside = _inside(path, files)
         if not files:
-            raise InputError(f"{path} holds no .txt, .md or .jsonl files")
+            raise InputError(f"{path} holds no .txt, .md or .jsonl files" + (" but links to files outside it" if outside else ""))
+        for link in outside:
+            log.warning("hippograph: skipped %s: a link to %s, outside %s", link, link.resolve(), path)
         for file in files:
             yield from _read_file(file, file.relative_to(path).as_posix(), max_bytes)
     else:
         yield from _read_file(path, path.name, max_bytes)
+
+
+def _inside(root: Path, files: list[Path]) -> tuple[list[Path], list[Path]]:
+    """The files that are inside `root` once symbolic links are resolved, and those that are not: a
+    folder's links to files elsewhere (say /etc) are not read, so indexing a folder reads only it."""
+    real_root = root.resolve()
+    inside: list[Path] = []
+    outside: list[Path] = []
+    for file in files:
+        (inside if file.resolve().is_relative_to(real_root) else outside).append(file)
+    return inside, outside
 
 
 def _read_file(path: Path, doc_id: str, max_bytes: int) -> Iterator[tuple[str, Document]]:
