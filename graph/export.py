@@ -6,6 +6,8 @@ weights, so an edge that is both a fact pair and a synonym pair has kind "fact+s
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import networkx as nx
@@ -53,11 +55,21 @@ def check_format(format: str) -> None:
         raise InputError(f"unknown graph format {format!r}; choose one of {', '.join(FORMATS)}")
 
 
+def check_target(path: Path, protected: Sequence[Path] = (), force: bool = False) -> None:
+    """Refuse to write the graph over a directory, over the store's own files (`protected`) even with
+    `force`, or over any other existing file without it."""
+    if path.is_dir():
+        raise InputError(f"{path} is a directory; give a file name for the graph")
+    for own in protected:
+        if path.resolve() == own.resolve() or (path.exists() and own.exists() and os.path.samefile(path, own)):
+            raise InputError(f"{path} is the store's own file {own}; give another file name for the graph")
+    if path.exists() and not force:
+        raise InputError(f"{path} exists; give another file name for the graph, or overwrite it with --force")
+
+
 def write_graph(graph: nx.Graph, path: str | Path, format: str) -> None:
     check_format(format)
     path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path} is a directory; give a file name for the graph")
     try:
         _WRITERS[format](graph, str(path))
     except OSError as error:

@@ -597,6 +597,13 @@ def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     return connection
 
 
+def store_files(path: str | Path) -> list[Path]:
+    """Every file a store is made of: the store, the copy a writer writes (`<store>.next`), their
+    write-ahead logs, and the writers' lock (`<store>.lock`)."""
+    path = Path(path)
+    return [path.with_name(path.name + suffix) for suffix in ("", ".wal", ".next", ".next.wal", ".lock")]
+
+
 def connect(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     """A connection to the local DuckDB file `path` (None: a new in-memory database) with extension
     auto-install and auto-load off. Every connection hippograph opens is made here."""

@@ -387,3 +387,27 @@ def test_a_store_in_a_read_only_directory_is_refused(cli_subprocess, small_store
     assert result.returncode == 1
     assert sha256(db) == before
     assert [p.name for p in folder.iterdir()] == ["small.duckdb"]
+
+
+# ---- export over the store or an existing file ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", ["", ".next", ".lock"])
+@pytest.mark.parametrize("force", [False, True])
+def test_export_graph_never_writes_over_the_store_files(cli, small_store_copy, force, suffix):
+    target = small_store_copy.with_name(small_store_copy.name + suffix)
+    target.touch()
+    before = {p.name: sha256(p) for p in small_store_copy.parent.iterdir()}
+    args = ["export-graph", "--db", small_store_copy, "--out", target] + (["--force"] if force else [])
+    assert_one_clear_error(*cli(*args), str(target), "store's own file")
+    assert {p.name: sha256(p) for p in small_store_copy.parent.iterdir()} == before
+
+
+def test_export_graph_overwrites_an_existing_file_only_when_told(cli, small_store, tmp_path):
+    out = tmp_path / "graph.graphml"
+    out.write_text("my own notes")
+    assert_one_clear_error(*cli("export-graph", "--db", small_store, "--out", out), "graph.graphml", "exists", "--force")
+    assert out.read_text() == "my own notes"
+    code, _, err = cli("export-graph", "--db", small_store, "--out", out, "--force")
+    assert code == 0, err
+    assert out.read_text().startswith("<?xml")

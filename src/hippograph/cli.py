@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     export = add("export-graph", help="write the passage-entity graph as GraphML or GEXF (for Gephi, yEd)")
     export.add_argument("--format", choices=("graphml", "gexf"), default="graphml")
     export.add_argument("--out", type=Path, default=None, help="output file (default: hippograph.FORMAT)")
+    export.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     export.add_argument("--json", action="store_true")
     export.set_defaults(run=_export_graph)
     return parser
@@ -176,7 +177,7 @@ def _import_triples(args: argparse.Namespace) -> int:
 
 
 def _export_graph(args: argparse.Namespace) -> int:
-    result = _memory(args).export_graph(args.out, args.format)
+    result = _memory(args).export_graph(args.out, args.format, force=args.force)
     return _print(args, result, f"wrote {result['nodes']} nodes and {result['edges']} edges to {result['path']}")
 
 

@@ -15,7 +15,9 @@ from hippograph.config import Config, default_db_path
 from hippograph.errors import HippographError, StoreError
 from hippograph.indexing.bm25 import BM25Index
 from hippograph.indexing.dense import DenseIndex, top_k
-from hippograph.indexing.store import GraphData, PassageTable, check_embedding_model, check_writable, open_store, update_store
+from hippograph.indexing.store import (
+    GraphData, PassageTable, check_embedding_model, check_writable, open_store, store_files, update_store,
+)
 from hippograph.pipeline.embed import Embedder, embedder_for
 from hippograph.pipeline.run import ImportReport, IndexReport, import_triples, index_documents
 from hippograph.pipeline.shards import DEFAULT_SHARD_SIZE, index_in_shards
@@ -217,16 +219,18 @@ class Memory:
         with open_store(self.db_path) as store:
             return store.stats()
 
-    def export_graph(self, path: str | Path | None = None, format: str = "graphml") -> dict[str, object]:
+    def export_graph(self, path: str | Path | None = None, format: str = "graphml", force: bool = False) -> dict[str, object]:
         """Write the passage-entity graph for Gephi or yEd; `format` is graphml or gexf, the default file
-        hippograph.<format>. Returns the path and the node and edge counts."""
-        from hippograph.graph.export import check_format, to_networkx, write_graph
+        hippograph.<format>. An existing file is overwritten only with `force`, the store's own files
+        never. Returns the path and the node and edge counts."""
+        from hippograph.graph.export import check_format, check_target, to_networkx, write_graph
 
+        path = Path(path) if path is not None else Path(f"hippograph.{format}")
         check_format(format)  # before reading a possibly large store
+        check_target(path, store_files(self.db_path), force)
         with open_store(self.db_path) as store:
             passages, data = store.load_passages(), store.load_graph_data()
         graph = to_networkx(data, passages, self.config.synonym_threshold)  # the graph retrieval walks
-        path = Path(path) if path is not None else Path(f"hippograph.{format}")
         write_graph(graph, path, format)
         return {"path": str(path), "format": format, "nodes": graph.number_of_nodes(), "edges": graph.number_of_edges()}
 

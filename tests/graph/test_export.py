@@ -115,3 +115,18 @@ def test_cli_export_graph_errors(cli, tmp_path):
     with pytest.raises(SystemExit) as exit_info:  # argparse rejects an unknown format itself
         cli("export-graph", "--db", tmp_path / "missing.duckdb", "--format", "dot")
     assert exit_info.value.code == 2
+
+
+def test_export_overwrites_only_with_force_and_never_the_store(small_store_copy, tmp_path):
+    memory = Memory(small_store_copy)
+    out = tmp_path / "g.gexf"
+    out.write_text("keep me")
+    with pytest.raises(InputError, match="exists"):
+        memory.export_graph(out, "gexf")
+    assert out.read_text() == "keep me"
+    assert memory.export_graph(out, "gexf", force=True)["nodes"] > 0
+    link = tmp_path / "link.graphml"
+    link.symlink_to(small_store_copy)
+    for target in (small_store_copy, link, tmp_path / "sub" / ".." / small_store_copy.name):
+        with pytest.raises(InputError, match="store's own file"):
+            memory.export_graph(target, force=True)
