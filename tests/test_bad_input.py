@@ -411,3 +411,12 @@ def test_export_graph_overwrites_an_existing_file_only_when_told(cli, small_stor
     code, _, err = cli("export-graph", "--db", small_store, "--out", out, "--force")
     assert code == 0, err
     assert out.read_text().startswith("<?xml")
+
+
+# ---- configuration out of range -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", ['{"damping": 5}', '{"damping": NaN}', '{"linking_top_k": -1}'])
+def test_a_config_option_out_of_range_is_refused(cli, small_store, options):
+    code, out, err = cli("query", "Who designed the Veloria Bridge?", "--db", small_store, "--config", options, "--json")
+    assert_one_clear_error(code, out, err, "config", "must be at least")

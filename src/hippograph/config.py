@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, fields, replace
 from collections.abc import Mapping
@@ -67,12 +68,14 @@ class Config:
 
     def __post_init__(self) -> None:
         for option in fields(self):
-            value, allowed = getattr(self, option.name), _CHOICES.get(option.name)
+            value, allowed, valid = getattr(self, option.name), _CHOICES.get(option.name), _RANGES.get(option.name)
             if not _fits(option.default, value):
                 shown = json.dumps(value, default=repr)
                 raise ValueError(f"config option {option.name} must be {_KINDS[type(option.default)]}, not {shown}")
             if allowed and value not in allowed:
                 raise ValueError(f"config option {option.name} must be one of {', '.join(map(repr, allowed))}, not {value!r}")
+            if valid and value is not None and value not in valid:
+                raise ValueError(f"config option {option.name} must be {valid}, not {json.dumps(value)}")
 
     def index_settings(self) -> str:
         """The options that shape what indexing stores: a document indexed under other ones is indexed
@@ -92,6 +95,42 @@ _CHOICES = {
     "pagerank_solver": ("power", "prpack"),
     "recognition_filter": ("entity", "entity_only", "relative", "none"),
     "score_fusion": ("ppr", "rrf"),
+}
+
+
+
+@dataclass(frozen=True)
+class _Range:
+    """Finite numbers from `low` up to `high` (`high` itself only if `closed`)."""
+
+    low: float
+    high: float = math.inf
+    closed: bool = True
+
+    def __contains__(self, value: float) -> bool:
+        return math.isfinite(value) and self.low <= value and (value <= self.high if self.closed else value < self.high)
+
+    def __str__(self) -> str:
+        if self.high == math.inf:
+            return f"at least {self.low}"
+        return f"at least {self.low} and {'at most' if self.closed else 'less than'} {self.high}"
+
+
+# The valid values of every numeric option (a test checks that none is missing). NaN and infinity never are.
+_RANGES = {
+    "embedding_batch_size": _Range(1),
+    "short_text_batch_size": _Range(1),
+    "chunk_max_tokens": _Range(1),  # or None; at most the embedder's window, checked when chunking
+    "extract_batch_size": _Range(1),
+    "extract_processes": _Range(1),
+    "synonym_threshold": _Range(-1, 1),  # a cosine
+    "synonym_top_k": _Range(0),
+    "synonym_min_chars": _Range(0),
+    "linking_top_k": _Range(0),  # 0: no fact seeds
+    "passage_node_weight": _Range(0),
+    "damping": _Range(0, 1, closed=False),  # at 1 PageRank forgets its seeds and never converges
+    "recognition_min_ratio": _Range(0, 1),
+    "entity_link_threshold": _Range(-1, 1),  # a cosine
 }
 
 
