@@ -420,3 +420,32 @@ def test_export_graph_overwrites_an_existing_file_only_when_told(cli, small_stor
 def test_a_config_option_out_of_range_is_refused(cli, small_store, options):
     code, out, err = cli("query", "Who designed the Veloria Bridge?", "--db", small_store, "--config", options, "--json")
     assert_one_clear_error(code, out, err, "config", "must be at least")
+
+
+# ---- command-line values and output ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_max_document_mb_must_be_a_positive_number(cli, tmp_path, value):
+    (tmp_path / "doc.txt").write_text("Port Veloria is a harbour town.")
+    db = tmp_path / "new.duckdb"
+    assert_one_clear_error(*cli("index", tmp_path / "doc.txt", "--db", db, "--max-document-mb", value), "--max-document-mb", value)
+    assert not db.exists()
+
+
+def test_output_closed_early_is_one_line_and_exit_1(small_store, tmp_path):
+    """`hippograph stats | head -0`: the reader is gone before anything is written."""
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "hippograph.cli", "stats", "--db", small_store],
+            stdout=write_end, stderr=subprocess.PIPE, cwd=tmp_path, timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert_one_clear_error(result.returncode, "", result.stderr.decode(), "output was closed")
+    assert result.returncode == 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -20,9 +22,15 @@ from hippograph.types import Retrieval
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # so that a closed pipe (`| head`) shows here, not at exit
+        return code
     except HippographError as error:
         print(f"hippograph: error: {error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        _discard_stdout()
+        print("hippograph: error: the output was closed before all of it was written", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("hippograph: interrupted; the store is as it was before this command", file=sys.stderr)
@@ -93,11 +101,39 @@ def _memory(args: argparse.Namespace, db: Path | None = None) -> Memory:
 
 def _print(args: argparse.Namespace, result: dict, summary: str) -> int:
     """One JSON object with --json, else the summary for people; exit code 0."""
-    print(json.dumps(result) if args.json else summary)
+    print(_json(result) if args.json else summary)
     return 0
 
 
+def _json(value: object) -> str:
+    """Strict JSON, as every --json line is printed: NaN and infinity (a score may be either) become null."""
+    return json.dumps(_finite(value), allow_nan=False)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail on the closed pipe again."""
+    try:
+        stdout = sys.stdout.fileno()
+    except (OSError, ValueError):  # no file descriptor: captured, as in tests
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stdout)
+    os.close(devnull)
+
+
 def _index(args: argparse.Namespace) -> int:
+    if not (math.isfinite(args.max_document_mb) and args.max_document_mb > 0):
+        raise InputError(f"--max-document-mb must be a positive number, not {args.max_document_mb}")
     memory = _memory(args)
     report = memory.index_paths(
         args.paths, stdin=sys.stdin.buffer, progress=sys.stderr.isatty(),
@@ -116,7 +152,7 @@ def _query(args: argparse.Namespace) -> int:
     memory = _memory(args)
     if args.question is not None:
         retrieval = memory.retrieve(args.question, mode=args.mode, top_k=args.top_k)
-        print(json.dumps(retrieval.to_dict()) if args.json else _retrieval_table(retrieval))
+        print(_json(retrieval.to_dict()) if args.json else _retrieval_table(retrieval))
         return 0
     from hippograph.evaluate import read_question_records
 
@@ -126,7 +162,7 @@ def _query(args: argparse.Namespace) -> int:
         out = retrieval.to_dict()
         if "id" in record:
             out = {"id": record["id"], **out}
-        print(json.dumps(out) if args.json else _retrieval_table(retrieval) + "\n")
+        print(_json(out) if args.json else _retrieval_table(retrieval) + "\n")
     return 0
 
 
@@ -160,7 +196,7 @@ def _eval(args: argparse.Namespace) -> int:
         memory.index_paths([args.corpus], progress=sys.stderr.isatty())
         results = evaluate(memory, questions, modes, ks)
     if args.json:
-        print(json.dumps({"corpus": str(args.corpus), "questions": len(questions), "results": [r.to_dict() for r in results]}))
+        print(_json({"corpus": str(args.corpus), "questions": len(questions), "results": [r.to_dict() for r in results]}))
     else:
         header = ["mode"] + [f"R@{k}" for k in ks] + ["p50 ms", "p95 ms"]
         rows = [[r.mode] + [f"{r.recall[k]:.1f}" for k in ks] + [f"{r.latency_ms_p50:.1f}", f"{r.latency_ms_p95:.1f}"]
