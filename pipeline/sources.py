@@ -150,6 +150,8 @@ def _parse_jsonl(name: str, text: str) -> Iterator[tuple[str, Any]]:
             value = json.loads(line)
         except json.JSONDecodeError as error:
             raise InputError(f"{where}: malformed JSON ({error.msg} at column {error.colno})") from None
+        except RecursionError:
+            raise InputError(f"{where}: JSON nested too deeply") from None
         yield where, value
 
 
@@ -183,4 +185,8 @@ def _document_from_record(record: Any, where: str) -> Document:
     if doc_id is not None and (not isinstance(doc_id, (str, int)) or not str(doc_id).strip()):
         raise InputError(f"{where}: \"id\" must be a non-empty string or a number")
     metadata = {k: v for k, v in record.items() if k not in {"id", "title", "text"}}
+    try:
+        json.dumps(metadata, sort_keys=True, default=str)  # as the document is hashed and stored
+    except (RecursionError, TypeError, ValueError) as error:
+        raise InputError(f"{where}: metadata cannot be stored as JSON ({type(error).__name__})") from None
     return Document(str(doc_id) if doc_id is not None else content_hash(title, text), title, text, metadata)

@@ -103,6 +103,12 @@ def good_file_then_bad_file(tmp_path):
     return [tmp_path / "good.txt", tmp_path / "bad.txt"], ["bad.txt"]
 
 
+def deeply_nested_metadata(tmp_path):
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"id": "d", "text": "Deep.", "meta": ' + "[" * 5000 + "]" * 5000 + "}\n")
+    return [path], ["deep.jsonl:1", "nested too deeply"]
+
+
 def unsupported_file(tmp_path):
     path = tmp_path / "paper.pdf"
     path.write_bytes(b"%PDF-1.4\n")
@@ -112,6 +118,7 @@ def unsupported_file(tmp_path):
 BAD_DOCUMENTS = [
     missing_path, empty_file, whitespace_file, binary_file, non_utf8_file, ten_mb_file, malformed_jsonl,
     jsonl_without_text, duplicate_ids, duplicate_ids_across_files, good_file_then_bad_file, unsupported_file,
+    deeply_nested_metadata,
 ]
 
 
@@ -423,6 +430,15 @@ def test_a_config_option_out_of_range_is_refused(cli, small_store, options):
 
 
 # ---- command-line values and output ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["pip", "pytest"])
+def test_a_spacy_model_that_is_not_a_spacy_pipeline(cli, tmp_path, module):
+    (tmp_path / "doc.txt").write_text("Port Veloria is a harbour town.")
+    db = tmp_path / "new.duckdb"
+    config = json.dumps({"spacy_model": module})
+    assert_one_clear_error(*cli("index", tmp_path / "doc.txt", "--db", db, "--config", config), repr(module), "not a spaCy pipeline")
+    assert not db.exists()
 
 
 @pytest.mark.parametrize("value", ["nan", "inf"])

@@ -272,7 +272,9 @@ def test_load_config_reads_json_text_files_and_the_environment(tmp_path, monkeyp
         ('{"damping": 0.5,}', "not valid JSON"),
         ('{"recognition_filter": "entities"}', "recognition_filter must be one of 'entity', 'entity_only'"),
         ("no-such-config.json", "cannot read config file no-such-config.json"),
+        ('{"damping": ' + "[" * 5000 + "]" * 5000 + "}", "JSON nested too deeply"),
     ],
+    ids=lambda v: v[:40],
 )
 def test_load_config_errors_say_what_is_wrong(source, message):
     with pytest.raises(InputError, match=re.escape(message)):

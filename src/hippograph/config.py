@@ -158,6 +158,8 @@ def _json_options(source: str | Path) -> Any:
         options = json.loads(text)
     except json.JSONDecodeError as error:
         raise InputError(f"config {source}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise InputError(f"config {source}: JSON nested too deeply") from None
     if not isinstance(options, dict):
         raise InputError(f"config {source}: expected a JSON object of options, got {type(options).__name__}")
     return options

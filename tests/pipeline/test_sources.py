@@ -277,3 +277,11 @@ def test_a_directory_of_only_outside_links_is_rejected(tmp_path):
     (tmp_path / "corpus" / "secret.md").symlink_to(outside)
     with pytest.raises(InputError, match="no .txt, .md or .jsonl files but links to files outside it"):
         read_documents([tmp_path / "corpus"])
+
+
+def test_record_with_metadata_nested_too_deeply_names_the_record():
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(InputError, match="record 2: metadata cannot be stored as JSON"):
+        documents_from_records([{"text": "Fine."}, {"text": "Deep.", "meta": deep}])
