@@ -182,11 +182,20 @@ def _document_from_record(record: Any, where: str) -> Document:
         raise InputError(f"{where}: \"text\" must be a non-empty string")
     if not isinstance(title, str):
         raise InputError(f"{where}: \"title\" must be a string")
-    if doc_id is not None and (not isinstance(doc_id, (str, int)) or not str(doc_id).strip()):
-        raise InputError(f"{where}: \"id\" must be a non-empty string or a number")
+    if doc_id is not None:
+        doc_id = document_id(doc_id, where)
     metadata = {k: v for k, v in record.items() if k not in {"id", "title", "text"}}
     try:
         json.dumps(metadata, sort_keys=True, default=str)  # as the document is hashed and stored
     except (RecursionError, TypeError, ValueError) as error:
         raise InputError(f"{where}: metadata cannot be stored as JSON ({type(error).__name__})") from None
-    return Document(str(doc_id) if doc_id is not None else content_hash(title, text), title, text, metadata)
+    return Document(doc_id if doc_id is not None else content_hash(title, text), title, text, metadata)
+
+
+def document_id(value: Any, where: str, field: str = "id") -> str:
+    """A record's document id as stored: a non-empty string, or an integer as its digits. Not true or
+    1.5, which would be stored as "True" and "1.5" and never match the id a user types."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        shown = json.dumps(value, default=repr)
+        raise InputError(f"{where}: \"{field}\" must be a non-empty string or an integer, not {shown[:40]}")
+    return str(value)

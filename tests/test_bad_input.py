@@ -103,6 +103,12 @@ def good_file_then_bad_file(tmp_path):
     return [tmp_path / "good.txt", tmp_path / "bad.txt"], ["bad.txt"]
 
 
+def boolean_id(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"id": true, "text": "Stored as True before."}\n')
+    return [path], ["corpus.jsonl:1", '"id" must be a non-empty string or an integer, not true']
+
+
 def deeply_nested_metadata(tmp_path):
     path = tmp_path / "deep.jsonl"
     path.write_text('{"id": "d", "text": "Deep.", "meta": ' + "[" * 5000 + "]" * 5000 + "}\n")
@@ -118,7 +124,7 @@ def unsupported_file(tmp_path):
 BAD_DOCUMENTS = [
     missing_path, empty_file, whitespace_file, binary_file, non_utf8_file, ten_mb_file, malformed_jsonl,
     jsonl_without_text, duplicate_ids, duplicate_ids_across_files, good_file_then_bad_file, unsupported_file,
-    deeply_nested_metadata,
+    deeply_nested_metadata, boolean_id,
 ]
 
 

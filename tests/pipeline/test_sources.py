@@ -164,7 +164,9 @@ def test_jsonl_duplicate_ids_are_rejected(tmp_path):
         ('{"id": "a", "text": "   "}', '"text" must be a non-empty string'),
         ('{"id": "a", "text": 5}', '"text" must be a non-empty string'),
         ('{"id": "a", "title": 3, "text": "T."}', '"title" must be a string'),
-        ('{"id": ["a"], "text": "T."}', '"id" must be a non-empty string or a number'),
+        ('{"id": ["a"], "text": "T."}', '"id" must be a non-empty string or an integer, not ["a"]'),
+        ('{"id": true, "text": "T."}', '"id" must be a non-empty string or an integer, not true'),
+        ('{"id": 1.5, "text": "T."}', '"id" must be a non-empty string or an integer, not 1.5'),
     ],
 )
 def test_bad_jsonl_line_names_file_and_line(tmp_path, line, message):
