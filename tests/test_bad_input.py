@@ -471,3 +471,11 @@ def test_output_closed_early_is_one_line_and_exit_1(small_store, tmp_path):
         os.close(write_end)
     assert_one_clear_error(result.returncode, "", result.stderr.decode(), "output was closed")
     assert result.returncode == 1
+
+
+@pytest.mark.parametrize("question", ["", "   "])
+def test_an_empty_question_is_refused(cli, small_store, tmp_path, question):
+    assert_one_clear_error(*cli("query", question, "--db", small_store, "--json"), "question must be a non-empty string")
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question": question}) + "\n")
+    assert_one_clear_error(*cli("query", "--questions", questions, "--db", small_store), "q.jsonl:1", "non-empty")

@@ -327,3 +327,12 @@ def test_hipporag_on_a_store_without_a_graph_is_dense_without_parsing_the_questi
     dense = memory.retrieve(question, mode="dense", top_k=3)
     assert [p.passage_id for p in hipporag.passages] == [p.passage_id for p in dense.passages]
     assert hipporag.facts == []
+
+
+def test_an_empty_question_is_an_input_error(demo_store):
+    memory = Memory(demo_store)
+    for mode in MODES:
+        with pytest.raises(InputError, match="non-empty string"):
+            memory.retrieve("", mode=mode)
+    with pytest.raises(InputError, match="non-empty string"):
+        memory.retrieve_many(["Who designed the Veloria Bridge?", " \n"], mode="bm25")

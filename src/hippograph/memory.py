@@ -12,7 +12,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from hippograph.config import Config, default_db_path
-from hippograph.errors import HippographError, StoreError
+from hippograph.errors import HippographError, InputError, StoreError
 from hippograph.indexing.bm25 import BM25Index
 from hippograph.indexing.dense import DenseIndex, top_k
 from hippograph.indexing.store import (
@@ -146,6 +146,9 @@ class Memory:
         hipporag, the phrases they name that the graph lacks (see `HippoRAGRetriever.link_phrases`)."""
         if mode not in MODES:
             raise HippographError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        for question in questions:  # an empty one would get every passage at score 0
+            if not isinstance(question, str) or not question.strip():
+                raise InputError(f"a question must be a non-empty string, not {question!r}")
         snapshot = self._load()
         if mode != "bm25":  # bm25 needs no vectors
             check_embedding_model(self.db_path, snapshot.embedding_model, self.config.embedding_model)
