@@ -50,6 +50,8 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     k = min(k, len(scores))
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
+    if np.isnan(scores).any():  # a NaN ranks last, rather than making every comparison false
+        scores = np.nan_to_num(scores, nan=-np.inf)
     candidates = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
     # argpartition picks arbitrarily among scores equal to the k-th: widen to every tie before ranking
     kth = scores[candidates].min()

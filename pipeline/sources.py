@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from hippograph.errors import InputError
 from hippograph.types import Document, content_hash
+
+log = logging.getLogger("hippograph")
 
 TEXT_SUFFIXES = {".txt", ".md"}
 JSONL_SUFFIXES = {".jsonl"}
@@ -59,12 +62,26 @@ def _read_path(path: str | Path, stdin: IO[bytes] | None, max_bytes: int) -> Ite
         raise InputError(f"no such file or directory: {path}")
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES | JSONL_SUFFIXES)
+        files, outside = _inside(path, files)
         if not files:
-            raise InputError(f"{path} holds no .txt, .md or .jsonl files")
+            raise InputError(f"{path} holds no .txt, .md or .jsonl files" + (" but links to files outside it" if outside else ""))
+        for link in outside:
+            log.warning("hippograph: skipped %s: a link to %s, outside %s", link, link.resolve(), path)
         for file in files:
             yield from _read_file(file, file.relative_to(path).as_posix(), max_bytes)
     else:
         yield from _read_file(path, path.name, max_bytes)
+
+
+def _inside(root: Path, files: list[Path]) -> tuple[list[Path], list[Path]]:
+    """The files that are inside `root` once symbolic links are resolved, and those that are not: a
+    folder's links to files elsewhere (say /etc) are not read, so indexing a folder reads only it."""
+    real_root = root.resolve()
+    inside: list[Path] = []
+    outside: list[Path] = []
+    for file in files:
+        (inside if file.resolve().is_relative_to(real_root) else outside).append(file)
+    return inside, outside
 
 
 def _read_file(path: Path, doc_id: str, max_bytes: int) -> Iterator[tuple[str, Document]]:
@@ -133,6 +150,8 @@ def _parse_jsonl(name: str, text: str) -> Iterator[tuple[str, Any]]:
             value = json.loads(line)
         except json.JSONDecodeError as error:
             raise InputError(f"{where}: malformed JSON ({error.msg} at column {error.colno})") from None
+        except RecursionError:
+            raise InputError(f"{where}: JSON nested too deeply") from None
         yield where, value
 
 
@@ -163,7 +182,20 @@ def _document_from_record(record: Any, where: str) -> Document:
         raise InputError(f"{where}: \"text\" must be a non-empty string")
     if not isinstance(title, str):
         raise InputError(f"{where}: \"title\" must be a string")
-    if doc_id is not None and (not isinstance(doc_id, (str, int)) or not str(doc_id).strip()):
-        raise InputError(f"{where}: \"id\" must be a non-empty string or a number")
+    if doc_id is not None:
+        doc_id = document_id(doc_id, where)
     metadata = {k: v for k, v in record.items() if k not in {"id", "title", "text"}}
-    return Document(str(doc_id) if doc_id is not None else content_hash(title, text), title, text, metadata)
+    try:
+        json.dumps(metadata, sort_keys=True, default=str)  # as the document is hashed and stored
+    except (RecursionError, TypeError, ValueError) as error:
+        raise InputError(f"{where}: metadata cannot be stored as JSON ({type(error).__name__})") from None
+    return Document(doc_id if doc_id is not None else content_hash(title, text), title, text, metadata)
+
+
+def document_id(value: Any, where: str, field: str = "id") -> str:
+    """A record's document id as stored: a non-empty string, or an integer as its digits. Not true or
+    1.5, which would be stored as "True" and "1.5" and never match the id a user types."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        shown = json.dumps(value, default=repr)
+        raise InputError(f"{where}: \"{field}\" must be a non-empty string or an integer, not {shown[:40]}")
+    return str(value)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from hippograph.config import Config
+from hippograph.errors import InputError
 from hippograph.graph.synonyms import synonym_candidate
 from hippograph.pipeline.chunk import chunk_documents
 from hippograph.pipeline.embed import embedder_for
@@ -111,7 +112,13 @@ def new_graph_keys(facts: Iterable[PassageFacts], known: KnownGraph) -> tuple[li
 def chunk(documents: Sequence[Document], config: Config, progress: bool = False) -> list[Passage]:
     """Passages of whole sentences that fit the embedder's window (see `chunk_documents`)."""
     embedder = embedder_for(config)
-    return chunk_documents(documents, embedder.count_tokens, config.chunk_max_tokens or embedder.max_tokens - 2)
+    window = embedder.max_tokens - 2  # less the two special tokens
+    if config.chunk_max_tokens is not None and config.chunk_max_tokens > window:
+        raise InputError(
+            f"config option chunk_max_tokens must be at most {window}, the window of {embedder.name}, "
+            f"not {config.chunk_max_tokens}: longer passages would be truncated"
+        )
+    return chunk_documents(documents, embedder.count_tokens, config.chunk_max_tokens or window)
 
 
 def embed_passages(passages: Sequence[Passage], config: Config, progress: bool = False) -> np.ndarray:

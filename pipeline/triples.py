@@ -14,7 +14,7 @@ from typing import Any
 
 from hippograph.errors import InputError
 from hippograph.pipeline.extract import normalize_phrase
-from hippograph.pipeline.sources import read_jsonl_records
+from hippograph.pipeline.sources import document_id, read_jsonl_records
 from hippograph.types import PassageFacts, Triple
 
 UNKNOWN_SENTENCE = -1  # an imported triple's sentence is not known
@@ -52,10 +52,7 @@ def parse_triple(where: str, record: Any) -> ImportedTriple:
     missing = [f for f in TRIPLE_FIELDS if f not in record]
     if missing:
         raise InputError(f"{where}: missing field(s) {', '.join(missing)}")
-    doc_id = record["doc_id"]
-    # Document ids may be numbers in JSONL corpora, so they may be here too.
-    if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)) or not str(doc_id).strip():
-        raise InputError(f"{where}: \"doc_id\" must be a non-empty string or a number")
+    doc_id = document_id(record["doc_id"], where, "doc_id")  # integer ids as in JSONL corpora
     for name in ("subject", "predicate", "object"):
         if not isinstance(record[name], str) or not record[name].strip():
             raise InputError(f"{where}: \"{name}\" must be a non-empty string")
@@ -66,7 +63,7 @@ def parse_triple(where: str, record: Any) -> ImportedTriple:
     if subject == obj:  # the graph has no self-loops; such a fact would link nothing
         raise InputError(f"{where}: subject and object are the same phrase ({subject!r})")
     predicate = " ".join(record["predicate"].lower().split())
-    return ImportedTriple(where, str(doc_id), subject, predicate, obj)
+    return ImportedTriple(where, doc_id, subject, predicate, obj)
 
 
 def place_triples(

@@ -219,12 +219,22 @@ def cli(capsys):
 
 @pytest.fixture
 def cli_subprocess(tmp_path):
-    """Run `python -m hippograph.cli ...` in a fresh process with cwd=tmp_path and no HIPPOGRAPH_DB."""
+    """Run `python -m hippograph.cli ...` in a fresh process with cwd=tmp_path and no HIPPOGRAPH_DB.
 
-    def run(*args: object, stdin: bytes | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    `unprivileged=True`: as root, without the capabilities that override file permissions, so that a
+    read-only file or directory binds the process as it binds any other user."""
+
+    def run(
+        *args: object, stdin: bytes | None = None, timeout: float = 300, unprivileged: bool = False
+    ) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if k not in ("HIPPOGRAPH_DB", "PYTHONPATH")}
+        prefix = []
+        if unprivileged and os.geteuid() == 0:
+            if shutil.which("setpriv") is None:
+                pytest.skip("running as root, without setpriv to drop root's file-permission override")
+            prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
         return subprocess.run(
-            [sys.executable, "-m", "hippograph.cli", *map(str, args)],
+            [*prefix, sys.executable, "-m", "hippograph.cli", *map(str, args)],
             input=stdin if stdin is not None else b"",
             capture_output=True,
             cwd=tmp_path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 REPORT_KEYS = {
@@ -308,3 +309,28 @@ def test_subprocess_usage_error_exits_2(cli_subprocess):
     result = cli_subprocess("query", "Who?", "--mode", "sparse")
     assert result.returncode == 2
     assert b"invalid choice" in result.stderr and b"Traceback" not in result.stderr
+
+
+def strict_json(line: str):
+    """json.loads as strict parsers read JSON: NaN and Infinity are not JSON."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_json_output_never_holds_nan(cli, demo_store, tmp_path, monkeypatch):
+    from hippograph.indexing.cosine import CosineIndex
+
+    def nan_scores(self, queries):
+        return np.full((len(queries), len(self.vectors)), np.nan, np.float32)
+
+    monkeypatch.setattr(CosineIndex, "scores_many", nan_scores)
+    code, out, err = cli("query", "Who designed the Veloria Bridge?", "--mode", "dense", "--json", "--db", demo_store)
+    assert code == 0, err
+    assert [p["score"] for p in strict_json(out)["passages"]] == [None] * 5
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"question": "Who?"}\n{"question": "Where?"}\n')
+    code, out, err = cli("query", "--questions", questions, "--mode", "dense", "--json", "--db", demo_store)
+    assert code == 0, err
+    assert all(p["score"] is None for line in out.splitlines() for p in strict_json(line)["passages"])

@@ -158,6 +158,7 @@ BAD_LINES = {
     "empty predicate": ({"doc_id": "ada", "subject": "Ada", "predicate": "", "object": "Kettleby"}, ['"predicate" must be a non-empty string']),
     "number object": ({"doc_id": "ada", "subject": "Ada", "predicate": "p", "object": 7}, ['"object" must be a non-empty string']),
     "empty doc id": ({"doc_id": "", "subject": "Ada", "predicate": "p", "object": "Kettleby"}, ['"doc_id" must be a non-empty string']),
+    "fractional doc id": ({"doc_id": 1.5, "subject": "Ada", "predicate": "p", "object": "Kettleby"}, ['"doc_id" must be a non-empty string or an integer, not 1.5']),
     "only a determiner": ({"doc_id": "ada", "subject": "The", "predicate": "p", "object": "Kettleby"}, ["names nothing"]),
     "self loop": ({"doc_id": "ada", "subject": "Kettleby", "predicate": "is", "object": "the kettleby"}, ["same phrase"]),
     "malformed json": ('{"doc_id": "ada", "subject": ', ["malformed JSON"]),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import fields
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ from hippograph import (
     StoreError,
     load_config,
 )
+from hippograph import config as config_module
 
 MODES = ("bm25", "dense", "hipporag")
 
@@ -253,7 +256,7 @@ def test_queries_refuse_a_store_embedded_by_another_model(demo_store):
 def test_load_config_reads_json_text_files_and_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("HIPPOGRAPH_CONFIG", raising=False)
     assert load_config() == Config()
-    assert load_config('{"linking_top_k": 8, "damping": 1}') == Config(linking_top_k=8, damping=1.0)
+    assert load_config('{"linking_top_k": 8, "damping": 0}') == Config(linking_top_k=8, damping=0.0)
     path = tmp_path / "config.json"
     path.write_text('{"build_graph": false, "chunk_max_tokens": 128}')
     assert load_config(path) == Config(build_graph=False, chunk_max_tokens=128)
@@ -270,11 +273,46 @@ def test_load_config_reads_json_text_files_and_the_environment(tmp_path, monkeyp
         ('{"damping": 0.5,}', "not valid JSON"),
         ('{"recognition_filter": "entities"}', "recognition_filter must be one of 'entity', 'entity_only'"),
         ("no-such-config.json", "cannot read config file no-such-config.json"),
+        ('{"damping": ' + "[" * 5000 + "]" * 5000 + "}", "JSON nested too deeply"),
     ],
+    ids=lambda v: v[:40],
 )
 def test_load_config_errors_say_what_is_wrong(source, message):
     with pytest.raises(InputError, match=re.escape(message)):
         load_config(source)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ('{"damping": 5}', "damping must be at least 0 and less than 1, not 5"),
+        ('{"damping": 1}', "damping must be at least 0 and less than 1, not 1"),
+        ('{"damping": NaN}', "damping must be at least 0 and less than 1, not NaN"),
+        ('{"passage_node_weight": Infinity}', "passage_node_weight must be at least 0, not Infinity"),
+        ('{"linking_top_k": -1}', "linking_top_k must be at least 0, not -1"),
+        ('{"synonym_threshold": 1.5}', "synonym_threshold must be at least -1 and at most 1, not 1.5"),
+        ('{"extract_processes": 0}', "extract_processes must be at least 1, not 0"),
+        ('{"chunk_max_tokens": 0}', "chunk_max_tokens must be at least 1, not 0"),
+    ],
+)
+def test_numeric_options_out_of_range_are_refused(options, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_config(options)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Config(**json.loads(options))
+
+
+def test_every_numeric_option_has_a_range():
+    numeric = {f.name for f in fields(Config) if f.default is None or type(f.default) in (int, float)}
+    assert numeric == set(config_module._RANGES)
+    for name in numeric:  # the defaults are in range
+        assert getattr(Config(), name) is None or getattr(Config(), name) in config_module._RANGES[name]
+
+
+def test_chunk_max_tokens_over_the_embedders_window_is_refused(tmp_path, small_docs):
+    with pytest.raises(InputError, match="chunk_max_tokens must be at most 254"):
+        Memory(tmp_path / "s.duckdb", Config(chunk_max_tokens=1000)).index(small_docs)
+    assert not (tmp_path / "s.duckdb").exists()
 
 
 def test_hipporag_on_a_store_without_a_graph_is_dense_without_parsing_the_question(tmp_path, small_docs, monkeypatch):
@@ -290,3 +328,12 @@ def test_hipporag_on_a_store_without_a_graph_is_dense_without_parsing_the_questi
     dense = memory.retrieve(question, mode="dense", top_k=3)
     assert [p.passage_id for p in hipporag.passages] == [p.passage_id for p in dense.passages]
     assert hipporag.facts == []
+
+
+def test_an_empty_question_is_an_input_error(demo_store):
+    memory = Memory(demo_store)
+    for mode in MODES:
+        with pytest.raises(InputError, match="non-empty string"):
+            memory.retrieve("", mode=mode)
+    with pytest.raises(InputError, match="non-empty string"):
+        memory.retrieve_many(["Who designed the Veloria Bridge?", " \n"], mode="bm25")

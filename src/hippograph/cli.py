@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -24,9 +26,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         load_plugins()  # before the parser, which lists the registered modes
         args = _parser().parse_args(argv)
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # so that a closed pipe (`| head`) shows here, not at exit
+        return code
     except HippographError as error:
         print(f"hippograph: error: {error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        _discard_stdout()
+        print("hippograph: error: the output was closed before all of it was written", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("hippograph: interrupted; the store is as it was before this command", file=sys.stderr)
@@ -86,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     export = add("export-graph", help="write the passage-entity graph as GraphML or GEXF (for Gephi, yEd)")
     export.add_argument("--format", choices=FORMATS, default="graphml")
     export.add_argument("--out", type=Path, default=None, help="output file (default: hippograph.FORMAT)")
+    export.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     export.add_argument("--json", action="store_true")
     export.set_defaults(run=_export_graph)
     return parser
@@ -97,11 +106,39 @@ def _memory(args: argparse.Namespace, db: Path | None = None) -> Memory:
 
 def _print(args: argparse.Namespace, result: dict, summary: str) -> int:
     """One JSON object with --json, else the summary for people; exit code 0."""
-    print(json.dumps(result) if args.json else summary)
+    print(_json(result) if args.json else summary)
     return 0
 
 
+def _json(value: object) -> str:
+    """Strict JSON, as every --json line is printed: NaN and infinity (a score may be either) become null."""
+    return json.dumps(_finite(value), allow_nan=False)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail on the closed pipe again."""
+    try:
+        stdout = sys.stdout.fileno()
+    except (OSError, ValueError):  # no file descriptor: captured, as in tests
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stdout)
+    os.close(devnull)
+
+
 def _index(args: argparse.Namespace) -> int:
+    if not (math.isfinite(args.max_document_mb) and args.max_document_mb > 0):
+        raise InputError(f"--max-document-mb must be a positive number, not {args.max_document_mb}")
     memory = _memory(args)
     report = memory.index_paths(
         args.paths, stdin=sys.stdin.buffer, progress=sys.stderr.isatty(),
@@ -120,7 +157,7 @@ def _query(args: argparse.Namespace) -> int:
     memory = _memory(args)
     if args.question is not None:
         retrieval = memory.retrieve(args.question, mode=args.mode, top_k=args.top_k)
-        print(json.dumps(retrieval.to_dict()) if args.json else _retrieval_table(retrieval))
+        print(_json(retrieval.to_dict()) if args.json else _retrieval_table(retrieval))
         return 0
     from hippograph.evaluate import read_question_records
 
@@ -130,7 +167,7 @@ def _query(args: argparse.Namespace) -> int:
         out = retrieval.to_dict()
         if "id" in record:
             out = {"id": record["id"], **out}
-        print(json.dumps(out) if args.json else _retrieval_table(retrieval) + "\n")
+        print(_json(out) if args.json else _retrieval_table(retrieval) + "\n")
     return 0
 
 
@@ -164,7 +201,7 @@ def _eval(args: argparse.Namespace) -> int:
         memory.index_paths([args.corpus], progress=sys.stderr.isatty())
         results = evaluate(memory, questions, modes, ks)
     if args.json:
-        print(json.dumps({"corpus": str(args.corpus), "questions": len(questions), "results": [r.to_dict() for r in results]}))
+        print(_json({"corpus": str(args.corpus), "questions": len(questions), "results": [r.to_dict() for r in results]}))
     else:
         header = ["mode"] + [f"R@{k}" for k in ks] + ["p50 ms", "p95 ms"]
         rows = [[r.mode] + [f"{r.recall[k]:.1f}" for k in ks] + [f"{r.latency_ms_p50:.1f}", f"{r.latency_ms_p95:.1f}"]
@@ -181,7 +218,7 @@ def _import_triples(args: argparse.Namespace) -> int:
 
 
 def _export_graph(args: argparse.Namespace) -> int:
-    result = _memory(args).export_graph(args.out, args.format)
+    result = _memory(args).export_graph(args.out, args.format, force=args.force)
     return _print(args, result.to_dict(), f"wrote {result.nodes} nodes and {result.edges} edges to {result.path}")
 
 

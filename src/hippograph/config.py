@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from collections.abc import Mapping
@@ -82,12 +83,14 @@ class Config:
 
     def __post_init__(self) -> None:
         for option in fields(self):
-            value, allowed = getattr(self, option.name), _CHOICES.get(option.name)
+            value, allowed, valid = getattr(self, option.name), _CHOICES.get(option.name), _RANGES.get(option.name)
             if not _fits(option.default, value):
                 shown = json.dumps(value, default=repr)
                 raise ValueError(f"config option {option.name} must be {_KINDS[type(option.default)]}, not {shown}")
             if allowed and value not in allowed:
                 raise ValueError(f"config option {option.name} must be one of {', '.join(map(repr, allowed))}, not {value!r}")
+            if valid and value is not None and value not in valid:
+                raise ValueError(f"config option {option.name} must be {valid}, not {json.dumps(value)}")
         if self.extractor not in extractors:  # registered by name, so checked against the registry
             raise ValueError(f"config option extractor must be one of {', '.join(map(repr, extractors.names()))}, "
                              f"not {self.extractor!r}")
@@ -116,6 +119,42 @@ _CHOICES = {
     "pagerank_solver": ("power", "prpack"),
     "recognition_filter": ("entity", "entity_only", "relative", "none"),
     "score_fusion": ("ppr", "rrf"),
+}
+
+
+
+@dataclass(frozen=True)
+class _Range:
+    """Finite numbers from `low` up to `high` (`high` itself only if `closed`)."""
+
+    low: float
+    high: float = math.inf
+    closed: bool = True
+
+    def __contains__(self, value: float) -> bool:
+        return math.isfinite(value) and self.low <= value and (value <= self.high if self.closed else value < self.high)
+
+    def __str__(self) -> str:
+        if self.high == math.inf:
+            return f"at least {self.low}"
+        return f"at least {self.low} and {'at most' if self.closed else 'less than'} {self.high}"
+
+
+# The valid values of every numeric option (a test checks that none is missing). NaN and infinity never are.
+_RANGES = {
+    "embedding_batch_size": _Range(1),
+    "short_text_batch_size": _Range(1),
+    "chunk_max_tokens": _Range(1),  # or None; at most the embedder's window, checked when chunking
+    "extract_batch_size": _Range(1),
+    "extract_processes": _Range(1),
+    "synonym_threshold": _Range(-1, 1),  # a cosine
+    "synonym_top_k": _Range(0),
+    "synonym_min_chars": _Range(0),
+    "linking_top_k": _Range(0),  # 0: no fact seeds
+    "passage_node_weight": _Range(0),
+    "damping": _Range(0, 1, closed=False),  # at 1 PageRank forgets its seeds and never converges
+    "recognition_min_ratio": _Range(0, 1),
+    "entity_link_threshold": _Range(-1, 1),  # a cosine
 }
 
 
@@ -150,6 +189,8 @@ def _json_options(source: str | Path) -> Any:
         options = json.loads(text)
     except json.JSONDecodeError as error:
         raise InputError(f"config {source}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise InputError(f"config {source}: JSON nested too deeply") from None
     if not isinstance(options, dict):
         raise InputError(f"config {source}: expected a JSON object of options, got {type(options).__name__}")
     return options

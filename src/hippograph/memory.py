@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any, IO
 
 from hippograph.config import Config, default_db_path
-from hippograph.errors import StoreError
-from hippograph.indexing.store import check_embedding_model, file_identity, open_store, update_store
+from hippograph.errors import InputError, StoreError
+from hippograph.indexing.store import (
+    check_embedding_model, check_writable, file_identity, open_store, store_files, update_store,
+)
 from hippograph.pipeline.run import import_triples, index_documents
 from hippograph.pipeline.shards import DEFAULT_SHARD_SIZE, index_in_shards
 from hippograph.pipeline.sources import DEFAULT_MAX_DOCUMENT_BYTES, documents_from_records, read_documents
@@ -72,6 +74,7 @@ class Memory:
     def _index(
         self, documents: list[Document], progress: bool, work_dir: str | Path | None, shard_size: int
     ) -> IndexReport:
+        check_writable(self.db_path)
         if work_dir is None:
             report = index_documents(self.db_path, documents, self.config, progress=progress)
         else:
@@ -82,6 +85,7 @@ class Memory:
 
     def delete(self, doc_ids: Sequence[str]) -> list[str]:
         """Remove documents and all derived from them; returns the ids that were stored."""
+        check_writable(self.db_path)
         if not self.db_path.exists():
             return []
         with update_store(self.db_path) as store:  # publishes nothing if none of them is stored
@@ -93,6 +97,7 @@ class Memory:
     def import_triples(self, source: str | Path | Iterable[Mapping[str, Any]]) -> ImportReport:
         """Add triples made elsewhere (a JSONL path, or dicts with doc_id, subject, predicate, object) to the
         passages of documents already indexed. Triples already stored for their passage are skipped."""
+        check_writable(self.db_path)
         report = import_triples(self.db_path, source, self.config)
         if report.imported:
             self._snapshot = None
@@ -109,6 +114,9 @@ class Memory:
 
     def retrieve_many(self, questions: Sequence[str], mode: str = "hipporag", top_k: int = 5) -> list[Retrieval]:
         """`retrieve` for many questions, with one snapshot and batched embedding."""
+        for question in questions:  # an empty one would get every passage at score 0
+            if not isinstance(question, str) or not question.strip():
+                raise InputError(f"a question must be a non-empty string, not {question!r}")
         retriever = self.retriever(mode)
         # A query's matrix products are small; OpenBLAS threads left spinning after them slow the
         # embedder's own threads down threefold on a 2-core machine, so BLAS runs single-threaded here.
@@ -141,16 +149,18 @@ class Memory:
         with open_store(self.db_path) as store:
             return store.stats()
 
-    def export_graph(self, path: str | Path | None = None, format: str = "graphml") -> GraphExport:
+    def export_graph(self, path: str | Path | None = None, format: str = "graphml", force: bool = False) -> GraphExport:
         """Write the passage-entity graph for Gephi or yEd; `format` is graphml or gexf, the default file
-        hippograph.<format>. Returns the path and the node and edge counts."""
-        from hippograph.graph.export import check_format, to_networkx, write_graph
+        hippograph.<format>. An existing file is overwritten only with `force`, the store's own files
+        never. Returns the path and the node and edge counts."""
+        from hippograph.graph.export import check_format, check_target, to_networkx, write_graph
 
+        path = Path(path) if path is not None else Path(f"hippograph.{format}")
         check_format(format)  # before reading a possibly large store
+        check_target(path, store_files(self.db_path), force)
         with open_store(self.db_path) as store:
             passages, data = store.read_passages(), store.read_graph_data()
         graph = to_networkx(data, passages, self.config.synonym_threshold)  # the graph retrieval walks
-        path = Path(path) if path is not None else Path(f"hippograph.{format}")
         write_graph(graph, path, format)
         return GraphExport(str(path), format, graph.number_of_nodes(), graph.number_of_edges())
 

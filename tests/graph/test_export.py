@@ -115,3 +115,36 @@ def test_cli_export_graph_errors(cli, tmp_path):
     with pytest.raises(SystemExit) as exit_info:  # argparse rejects an unknown format itself
         cli("export-graph", "--db", tmp_path / "missing.duckdb", "--format", "dot")
     assert exit_info.value.code == 2
+
+
+def test_export_overwrites_only_with_force_and_never_the_store(small_store_copy, tmp_path):
+    memory = Memory(small_store_copy)
+    out = tmp_path / "g.gexf"
+    out.write_text("keep me")
+    with pytest.raises(InputError, match="exists"):
+        memory.export_graph(out, "gexf")
+    assert out.read_text() == "keep me"
+    assert memory.export_graph(out, "gexf", force=True).nodes > 0
+    link = tmp_path / "link.graphml"
+    link.symlink_to(small_store_copy)
+    for target in (small_store_copy, link, tmp_path / "sub" / ".." / small_store_copy.name):
+        with pytest.raises(InputError, match="store's own file"):
+            memory.export_graph(target, force=True)
+
+
+@pytest.mark.parametrize("fmt", ["graphml", "gexf"])
+def test_export_of_ids_and_titles_with_control_characters_is_valid_xml(tmp_path, fmt):
+    import xml.etree.ElementTree as ElementTree
+
+    memory = Memory(tmp_path / "ctl.duckdb")
+    memory.index([
+        {"id": "ada\x01", "title": "Ada\x02 Marsh\x1f", "text": "Ada Marsh designed the Veloria Bridge in Kettleby."},
+        {"id": "bell\x0b", "title": "Bells", "text": "Tobias Wren cast the bells of Kettleby."},
+    ])
+    out = tmp_path / f"graph.{fmt}"
+    result = memory.export_graph(out, fmt)
+    ElementTree.parse(out)  # raises on a character XML cannot hold
+    graph = READERS[fmt](out)
+    assert graph.number_of_nodes() == result.nodes
+    assert graph.nodes["passage:ada\\u0001#0"]["label"] == "Ada\\u0002 Marsh\\u001f"
+    assert graph.nodes["passage:bell\\u000b#0"]["doc_id"] == "bell\\u000b"

@@ -469,3 +469,39 @@ def test_a_second_writer_let_in_by_a_removed_lock_is_not_overwritten(small_store
             assert run.returncode == 0, run.stderr
     with open_store(small_store_copy) as store:
         assert set(store.index_keys()) == {"ada", "gazette"}, "the second writer's delete stands; the first failed"
+
+
+# ---- DuckDB extensions ----------------------------------------------------------------------------------
+
+EXTENSION_SETTINGS = "SELECT current_setting('autoinstall_known_extensions'), current_setting('autoload_known_extensions')"
+
+
+def test_connect_turns_extension_install_and_load_off(tmp_path):
+    for path in (None, tmp_path / "new.duckdb"):
+        connection = store_module.connect(path)
+        try:
+            assert connection.execute(EXTENSION_SETTINGS).fetchone() == (False, False)
+        finally:
+            connection.close()
+
+
+def test_every_connection_hippograph_opens_has_extensions_off(small_store_copy, tmp_path, monkeypatch):
+    """Index, query, import, export, stats and delete open DuckDB only through `connect`."""
+    settings = []
+    real_connect = duckdb.connect
+
+    def recording_connect(*args, **kwargs):
+        connection = real_connect(*args, **kwargs)
+        settings.append(connection.execute(EXTENSION_SETTINGS).fetchone())
+        return connection
+
+    monkeypatch.setattr(duckdb, "connect", recording_connect)
+    memory = Memory(small_store_copy)
+    memory.index([{"id": "harrow", "text": HARROW}])
+    memory.retrieve("Who founded the Harrow Iron Company?", mode="hipporag")
+    memory.import_triples([{"doc_id": "harrow", "subject": "Lionel Harrow", "predicate": "built", "object": "Dunmere"}])
+    memory.export_graph(tmp_path / "graph.graphml")
+    memory.stats()
+    memory.delete(["harrow"])
+    assert len(settings) > 6
+    assert set(settings) == {(False, False)}

@@ -115,3 +115,16 @@ def test_chunking_is_deterministic(embedder):
 def test_count_tokens_counts_word_pieces_without_special_tokens(embedder):
     assert embedder.count_tokens([]) == []
     assert embedder.count_tokens(["bridge", "the bridge", ""]) == [1, 2, 0]
+
+
+def test_a_long_run_without_spaces_is_split_to_fit_the_window(embedder):
+    """A 23 KB line of comma-separated tokens is one "word" of about 13,000 word pieces."""
+    run = ",".join(f"x{i:05d}" for i in range(3300))
+    text = f"A list follows. {run} The list ends here."
+    window = embedder.max_tokens - 2  # what `chunk` uses by default
+    assert len(run) > 23_000 and embedder.count_tokens([run])[0] > 10 * window
+    passages = chunk_documents([Document("doc", "Codes", text)], embedder.count_tokens, window)
+    counts = embedder.count_tokens([p.embedding_text for p in passages])
+    assert max(counts) <= window
+    assert min(counts[:-1]) > window * 0.6  # filled, not cut into crumbs
+    assert "".join(p.text for p in passages).replace(" ", "") == text.replace(" ", "")  # nothing lost

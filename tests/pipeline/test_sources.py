@@ -164,7 +164,9 @@ def test_jsonl_duplicate_ids_are_rejected(tmp_path):
         ('{"id": "a", "text": "   "}', '"text" must be a non-empty string'),
         ('{"id": "a", "text": 5}', '"text" must be a non-empty string'),
         ('{"id": "a", "title": 3, "text": "T."}', '"title" must be a string'),
-        ('{"id": ["a"], "text": "T."}', '"id" must be a non-empty string or a number'),
+        ('{"id": ["a"], "text": "T."}', '"id" must be a non-empty string or an integer, not ["a"]'),
+        ('{"id": true, "text": "T."}', '"id" must be a non-empty string or an integer, not true'),
+        ('{"id": 1.5, "text": "T."}', '"id" must be a non-empty string or an integer, not 1.5'),
     ],
 )
 def test_bad_jsonl_line_names_file_and_line(tmp_path, line, message):
@@ -251,3 +253,37 @@ def test_records_with_duplicate_ids_name_the_id():
 def test_record_without_text_names_the_record():
     with pytest.raises(InputError, match='record 2: "text" must be a non-empty string'):
         documents_from_records([{"id": "a", "text": "One."}, {"id": "b"}])
+
+
+# ---- symbolic links -------------------------------------------------------------------------------------
+
+
+def test_links_to_files_outside_a_directory_are_skipped_with_a_warning(tmp_path, caplog):
+    outside = write(tmp_path / "private" / "secret.txt", "The vault code is 4711.")
+    root = tmp_path / "corpus"
+    write(root / "a.txt", "Ay text.")
+    write(root / "sub" / "b.txt", "Bee text.")
+    (root / "secret.txt").symlink_to(outside)
+    (root / "sub" / "again.txt").symlink_to(root / "a.txt")  # inside the tree: read
+    docs = read_documents([root])
+    assert {d.doc_id: d.text for d in docs} == {"a.txt": "Ay text.", "sub/again.txt": "Ay text.", "sub/b.txt": "Bee text."}
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "hippograph"]
+    assert "skipped" in warning and str(root / "secret.txt") in warning and str(outside) in warning
+    # a file given by name is read wherever its link leads
+    assert read_documents([root / "secret.txt"])[0].text == "The vault code is 4711."
+
+
+def test_a_directory_of_only_outside_links_is_rejected(tmp_path):
+    outside = write(tmp_path / "private" / "secret.md", "The vault code is 4711.")
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "secret.md").symlink_to(outside)
+    with pytest.raises(InputError, match="no .txt, .md or .jsonl files but links to files outside it"):
+        read_documents([tmp_path / "corpus"])
+
+
+def test_record_with_metadata_nested_too_deeply_names_the_record():
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(InputError, match="record 2: metadata cannot be stored as JSON"):
+        documents_from_records([{"text": "Fine."}, {"text": "Deep.", "meta": deep}])
