@@ -478,7 +478,7 @@ def update_store(path: str | Path, lock_timeout: float = 600.0) -> Iterator[Stor
                 _checkpoint_wal(path, lock_timeout)
                 _check_free_space(path)
                 copied = file_identity(path)
-                shutil.copyfile(path, staging)
+                _copy_with_mode(path, staging)
             connection = _connect(staging, False, lock_timeout)
             try:
                 store = Store(connection, path, read_only=False)
@@ -526,6 +526,14 @@ def _check_nobody_else_wrote(path: Path, lock: FileLock, copied: tuple[int, int,
         f"{lock.path} was removed or replaced while this write held it, so another writer may have written "
         f"{path} meanwhile; nothing was published. Run the command again."
     )
+
+
+def _copy_with_mode(source: Path, target: Path) -> None:
+    """Copy the store into a file created with the store's own mode, so that a private store's copy is
+    never readable by others while it is written."""
+    mode = source.stat().st_mode & 0o777
+    with open(source, "rb") as read, open(target, "xb", opener=lambda name, flags: os.open(name, flags, mode)) as write:
+        shutil.copyfileobj(read, write, 1 << 20)
 
 
 def _check_free_space(path: Path) -> None:

@@ -377,6 +377,15 @@ def test_a_write_keeps_the_store_mode_and_owner(cli, small_store_copy, tmp_path,
     assert (after.st_mode & 0o7777, after.st_uid, after.st_gid) == (mode, 65534, 65534)
 
 
+def test_the_copy_a_writer_writes_is_as_private_as_the_store(small_store_copy):
+    small_store_copy.chmod(0o600)
+    staging = small_store_copy.with_name(small_store_copy.name + ".next")
+    with update_store(small_store_copy) as store:
+        assert staging.stat().st_mode & 0o077 == 0, "others may not read the copy while it is written"
+        store.delete_documents(["ada"])
+    assert small_store_copy.stat().st_mode & 0o777 == 0o600
+
+
 @pytest.mark.parametrize("args", WRITES, ids=lambda a: a[0])
 def test_a_read_only_store_is_not_replaced(cli, small_store_copy, tmp_path, args):
     small_store_copy.chmod(0o444)  # root may write it, but nobody should: hippograph refuses
@@ -505,12 +514,11 @@ def test_a_disk_filling_up_during_the_copy_leaves_no_partial_copy(cli, small_sto
     before = sha256(small_store_copy)
     staging = small_store_copy.with_name(small_store_copy.name + ".next")
 
-    def copy_until_full(source, target):
-        with open(source, "rb") as read, open(target, "wb") as write:
-            write.write(read.read(4096))  # the part that fitted
+    def copy_until_full(read, write, length=0):
+        write.write(read.read(4096))  # the part that fitted
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(shutil, "copyfile", copy_until_full)
+    monkeypatch.setattr(shutil, "copyfileobj", copy_until_full)
     code, out, err = cli("delete", "ada", "--db", small_store_copy)
     assert_one_clear_error(code, out, err, "No space left on device")
     assert not staging.exists(), "the partial copy is removed, so the disk is not kept full"
