@@ -121,10 +121,7 @@ class Memory:
         snapshot = self._load()
         if retriever_class.uses_embeddings:
             check_embedding_model(self.db_path, snapshot.embedding_model, self.config.embedding_model)
-        key = (mode, self.config)
-        if key not in snapshot.retrievers:
-            snapshot.retrievers[key] = retriever_class(snapshot, self.config)
-        return snapshot.retrievers[key]
+        return snapshot.retriever(mode, self.config)
 
     def refresh(self) -> bool:
         """Drop the snapshot if a newer store was published since it was read; True if one was.
