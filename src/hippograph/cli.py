@@ -188,10 +188,20 @@ def _export_graph(args: argparse.Namespace) -> int:
 def _retrieval_table(retrieval: Retrieval) -> str:
     rows = [[i + 1, f"{p.score:.4f}", p.doc_id, _clip(p.title, 30), _clip(p.text, 70)]
             for i, p in enumerate(retrieval.passages)]
-    out = [f"{retrieval.question}  [{retrieval.mode}]", format_table(rows, ["#", "score", "doc_id", "title", "text"])]
+    header = ["#", "score", "doc_id", "title", "text"]
+    if any(p.reason for p in retrieval.passages):
+        rows = [row + [_clip(p.reason or "", 50)] for row, p in zip(rows, retrieval.passages)]
+        header.append("matched key")
+    out = [f"{retrieval.question}  [{retrieval.mode}]", format_table(rows, header)]
     if retrieval.facts:
         facts = [[f"{f.score:.3f}", f"({f.subject}; {f.predicate}; {f.object})"] for f in retrieval.facts]
         out += ["seed facts:", format_table(facts, ["score", "fact"])]
+    if retrieval.clues:
+        clues = [[c.kind, f"{c.weight:.3f}", _clip(c.text, 110)] for c in retrieval.clues]
+        out += ["clues:", format_table(clues, ["kind", "weight", "clue"])]
+    if retrieval.draft_answer is not None:
+        draft = retrieval.draft_answer
+        out.append(f"draft answer: {draft.text or '-'}" + (f"  (from {draft.passage_id})" if draft.passage_id else ""))
     return "\n".join(out)
 
 
