@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import Field, dataclass, field, fields, replace
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,13 @@ def default_db_path() -> Path:
     return Path(os.environ.get("HIPPOGRAPH_DB") or DEFAULT_DB)
 
 
-def option(default: Any, doc: str, shapes_index: bool = False) -> Any:
+def option(default: Any, doc: str, shapes_index: bool = False, kind: type | None = None) -> Any:
     """A Config field with its documentation; `shapes_index` marks options that change what indexing
-    stores, so documents indexed under another value are indexed again (see `Config.index_settings`)."""
-    return field(default=default, metadata={"doc": doc, "shapes_index": shapes_index})
+    stores, so documents indexed under another value are indexed again (see `Config.index_settings`).
+    `kind` is the type of the values an option with a None default takes (None means "not set")."""
+    if default is None and kind is None:
+        raise TypeError("an option whose default is None must declare its kind")
+    return field(default=default, metadata={"doc": doc, "shapes_index": shapes_index, "kind": kind or type(default)})
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class Config:
     # ---- indexing -------------------------------------------------------------------------------
     chunk_max_tokens: int | None = option(
         None, "word pieces per passage (title and text); null: the embedder's window less its two "
-        "special tokens, so nothing is truncated", shapes_index=True)
+        "special tokens, so nothing is truncated", shapes_index=True, kind=int)
     build_graph: bool = option(
         True, "extract triples and build the graph; false indexes passages only (hipporag then answers "
         "as dense)", shapes_index=True)
@@ -73,7 +76,8 @@ class Config:
         "entity", "which linked facts seed the graph (recognition memory without an LLM): "
         '"entity": those about a phrase the question names, else as "relative"; '
         '"entity_only": only those (a question naming nothing in the graph gets the dense answer); '
-        '"relative": those scoring >= recognition_min_ratio x the best; "none": all')
+        '"relative": those scoring >= recognition_min_ratio x the best; "none": all; '
+        '"llm": the LLM keeps up to 4 of them (HippoRAG 2), falling back to "entity" on an empty or invalid reply')
     recognition_min_ratio: float = option(0.8, 'share of the best fact\'s score a fact needs under "relative"')
     entity_linking: bool = option(
         True, "also seed the phrases the question names, linked to their closest phrase node (HippoRAG 1)")
@@ -81,12 +85,34 @@ class Config:
     score_fusion: str = option(
         "ppr", '"ppr": rank passages by PageRank mass; "rrf": reciprocal-rank fusion with dense')
 
+    # ---- LLM: any OpenAI-compatible endpoint; none unless llm_base_url is set ---------------------
+    llm_base_url: str | None = option(
+        None, "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (vLLM, Ollama, llama.cpp, OpenAI); "
+        "null: no LLM, and hippograph makes no network call of any kind", kind=str)
+    llm_model: str | None = option(None, "model name sent with each request; required with llm_base_url", kind=str)
+    llm_api_key_env: str = option(
+        "OPENAI_API_KEY", "environment variable holding the API key; a local server needs none")
+    llm_timeout: float = option(60.0, "seconds one request may take before it counts as failed")
+    llm_max_retries: int = option(
+        2, "retries of a request that failed with 429, a 5xx, a timeout or a connection error, with "
+        "exponential back-off (honouring Retry-After)")
+    llm_max_concurrency: int = option(
+        4, "requests in flight at once per process: keeps a local server busy without flooding a paid one")
+    llm_temperature: float = option(0.0, "sampling temperature of every request")
+    llm_seed: int = option(0, "seed sent with every request, for servers that honour it")
+    llm_max_tokens: int = option(1024, "reply budget per request; thinking models need more")
+    llm_json_mode: bool = option(
+        True, "ask for JSON replies (response_format json_object); dropped by itself if the server refuses it")
+    llm_cache_dir: str | None = option(
+        None, "folder of the completion cache, shared by processes; null: <store>.llm-cache beside the store",
+        kind=str)
+
     def __post_init__(self) -> None:
         for option in fields(self):
             value, allowed, valid = getattr(self, option.name), _CHOICES.get(option.name), _RANGES.get(option.name)
-            if not _fits(option.default, value):
+            if not _fits(option, value):
                 shown = json.dumps(value, default=repr)
-                raise ValueError(f"config option {option.name} must be {_KINDS[type(option.default)]}, not {shown}")
+                raise ValueError(f"config option {option.name} must be {_kind_name(option)}, not {shown}")
             if allowed and value not in allowed:
                 raise ValueError(f"config option {option.name} must be one of {', '.join(map(repr, allowed))}, not {value!r}")
             if valid and value is not None and value not in valid:
@@ -94,12 +120,26 @@ class Config:
         if self.extractor not in extractors:  # registered by name, so checked against the registry
             raise ValueError(f"config option extractor must be one of {', '.join(map(repr, extractors.names()))}, "
                              f"not {self.extractor!r}")
+        self._check_llm()
+
+    def _check_llm(self) -> None:
+        """What needs an LLM is refused without one, rather than calling a default (paid) endpoint."""
+        needing = [name for name in ("extractor", "recognition_filter") if getattr(self, name) == "llm"]
+        if needing and self.llm_base_url is None:
+            raise ValueError(f"config option {needing[0]}=\"llm\" needs llm_base_url (and llm_model): "
+                             "the OpenAI-compatible endpoint to ask")
+        if self.llm_base_url is not None and not self.llm_model:
+            raise ValueError("config option llm_base_url needs llm_model: the model to ask for")
 
     def index_settings(self) -> str:
         """The options marked `shapes_index`, and the extractor's version: a document indexed under other
         ones is indexed again (see `Document.index_key`)."""
         settings = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["shapes_index"]}
-        settings["extractor_version"] = extractors.get(self.extractor).version if self.build_graph else None
+        settings["extractor_version"] = None
+        if self.build_graph:
+            extractor = extractors.get(self.extractor)
+            settings["extractor_version"] = extractor.version
+            settings.update({name: getattr(self, name) for name in extractor.options})
         return json.dumps(settings, sort_keys=True)
 
     def replace(self, **changes: Any) -> "Config":
@@ -117,7 +157,7 @@ class Config:
 _CHOICES = {
     "embedding_precision": ("auto", "float32", "bfloat16"),
     "pagerank_solver": ("power", "prpack"),
-    "recognition_filter": ("entity", "entity_only", "relative", "none"),
+    "recognition_filter": ("entity", "entity_only", "relative", "none", "llm"),
     "score_fusion": ("ppr", "rrf"),
 }
 
@@ -155,6 +195,12 @@ _RANGES = {
     "damping": _Range(0, 1, closed=False),  # at 1 PageRank forgets its seeds and never converges
     "recognition_min_ratio": _Range(0, 1),
     "entity_link_threshold": _Range(-1, 1),  # a cosine
+    "llm_timeout": _Range(0.001),
+    "llm_max_retries": _Range(0),
+    "llm_max_concurrency": _Range(1),
+    "llm_temperature": _Range(0, 2),
+    "llm_seed": _Range(-(2**63), 2**63 - 1),
+    "llm_max_tokens": _Range(1),
 }
 
 
@@ -196,15 +242,21 @@ def _json_options(source: str | Path) -> Any:
     return options
 
 
-_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "an integer or null"}
+_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
-def _fits(default: Any, value: Any) -> bool:
-    """Whether `value` has the type of an option whose default is `default` (None: an optional int)."""
-    if default is None:
-        return value is None or (isinstance(value, int) and not isinstance(value, bool))
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(default, bool) and isinstance(value, bool)
-    if isinstance(default, float):
+def _kind_name(option: Field) -> str:
+    name = _KINDS[option.metadata["kind"]]
+    return f"{name} or null" if option.default is None else name
+
+
+def _fits(option: Field, value: Any) -> bool:
+    """Whether `value` has the option's kind (or is None, for an option whose default is None)."""
+    kind = option.metadata["kind"]
+    if value is None:
+        return option.default is None
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    if kind is float:
         return isinstance(value, (int, float))
-    return isinstance(value, type(default))
+    return isinstance(value, kind)

@@ -61,13 +61,15 @@ def _no_setup(config: "Config") -> None:
 @dataclass(frozen=True)
 class Extractor:
     """A triple extractor: `extract(passages, config, progress)` gives one PassageFacts per passage, in
-    order. `version` is part of every document's index key, so a new version indexes documents again;
-    `setup(config)` loads its models (index runs time it apart from the stage)."""
+    order. `version` is part of every document's index key, so a new version indexes documents again, and
+    so are the values of the `Config` options named in `options` (those that shape its output, e.g. the
+    LLM model); `setup(config)` loads its models (index runs time it apart from the stage)."""
 
     name: str
     version: int | str
     extract: Callable[[Sequence["Passage"], "Config", bool], list["PassageFacts"]]
     setup: Callable[["Config"], None] = _no_setup
+    options: tuple[str, ...] = ()
 
     def __call__(self, passages: Sequence["Passage"], config: "Config", progress: bool = False) -> list["PassageFacts"]:
         return self.extract(passages, config, progress)
@@ -75,6 +77,7 @@ class Extractor:
 
 extractors: Registry[Extractor] = Registry("extractor")
 extractors.register("spacy", "hippograph.pipeline.extract:spacy_extractor")
+extractors.register("llm", "hippograph.pipeline.llm_extract:llm_extractor")
 
 retrievers: Registry[Any] = Registry("mode")
 retrievers.register("bm25", "hippograph.retrievers:BM25Retriever")
@@ -82,14 +85,15 @@ retrievers.register("dense", "hippograph.retrievers:DenseRetriever")
 retrievers.register("hipporag", "hippograph.retrievers:HippoRAGRetriever")
 
 
-def register_extractor(name: str, version: int | str = 1) -> Callable:
+def register_extractor(name: str, version: int | str = 1, options: Sequence[str] = ()) -> Callable:
     """Decorator: register `extract(passages, config, progress) -> list[PassageFacts]` as extractor `name`.
 
     `version` is part of every document's index key: bump it when the extractor's output changes, and
-    documents indexed with the old one are indexed again. `Config(extractor=name)` selects it.
+    documents indexed with the old one are indexed again; so are the `Config` options named in `options`.
+    `Config(extractor=name)` selects it.
     """
     def decorate(function: Callable) -> Callable:
-        extractors.register(name, Extractor(name, version, function))
+        extractors.register(name, Extractor(name, version, function, options=tuple(options)))
         return function
 
     return decorate
