@@ -14,7 +14,8 @@ Configure with environment variables (defaults for every run) or the run's param
     HIPPOGRAPH_DB          store file, default hippograph.duckdb (params: db)
     HIPPOGRAPH_WORK_DIR    shard folder every worker can reach, default <db>.work (params: work_dir)
     HIPPOGRAPH_SHARD_SIZE  documents per shard, default 500 (params: shard_size)
-    HIPPOGRAPH_CONFIG      `hippograph.Config` options: a JSON object or a JSON file (params: config)
+    HIPPOGRAPH_CONFIG      `hippograph.Config` options: a JSON object or a JSON file (params: config); with an
+                           LLM on workers of several machines, set llm_cache_dir to shared storage
     HIPPOGRAPH_DELETE_MISSING  "true": delete stored documents the source no longer holds (params: delete_missing)
     HIPPOGRAPH_SCHEDULE    cron expression or preset, default @daily (read when the DAG is parsed)
     HIPPOGRAPH_PLUGINS     modules to import first, which register extractors (e.g. {"extractor": "mine"})
@@ -32,6 +33,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from hippograph import Config, load_config
 from hippograph.config import config_options, default_db_path
+from hippograph.llm import with_cache_beside
 from hippograph.pipeline import shards as sharded
 from hippograph.pipeline.stages import STAGES, writer_of
 from hippograph.registry import load_plugins
@@ -49,7 +51,8 @@ def _params() -> dict:
 def _config() -> Config:
     # One spaCy process per task: executors scale out by running tasks side by side, and some
     # (Celery's prefork workers) forbid a task from starting processes of its own.
-    return load_config({"extract_processes": 1, **_params()["config"]})
+    # An LLM's completion cache lives beside the store unless the config names a folder every worker reaches.
+    return with_cache_beside(load_config({"extract_processes": 1, **_params()["config"]}), _params()["db"])
 
 
 def _work_dir() -> str:

@@ -61,6 +61,8 @@ def commit(
     the store already holds unchanged are skipped, so committing the same output twice adds nothing."""
     report = report or IndexReport(documents=len(output.documents))
     timer = StageTimer(report)
+    for passage_facts in output.facts:  # spent whether or not the documents are still to be written
+        report.add_usage(passage_facts.usage)
     with writer_lock(db_path):
         with timer("read_store"):
             state = StoreState.read(db_path)

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from hippograph.config import Config
 from hippograph.errors import HippographError, InputError
+from hippograph.llm import with_cache_beside
 from hippograph.locks import file_lock
 from hippograph.pipeline.commit import StageTimer, StoreState, commit, pending
 from hippograph.pipeline.embed import embedder_for
@@ -298,6 +299,7 @@ def index_in_shards(
     the same call again skips the shards and stages that finished."""
     from tqdm.auto import tqdm
 
+    config = with_cache_beside(config, db_path)
     report = IndexReport(documents=len(documents))
     timer = StageTimer(report)
     work = _work_dir(work_dir)

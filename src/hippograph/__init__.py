@@ -11,12 +11,12 @@ from hippograph.errors import HippographError, InputError, ModelNotFoundError, S
 from hippograph.memory import Memory
 from hippograph.registry import register_extractor, register_retriever
 from hippograph.types import (
-    Document, GraphExport, ImportReport, IndexReport, Passage, PassageFacts, Retrieval, RetrievedPassage, SeedFact,
-    StoreStats, Triple,
+    Answer, Document, GraphExport, ImportReport, IndexReport, Passage, PassageFacts, Retrieval, RetrievedPassage, SeedFact,
+    StoreStats, Triple, LLMUsage,
 )
 
 __all__ = [
-    "Config", "Document", "GraphExport", "HippographError", "ImportReport", "IndexReport", "InputError", "Memory",
+    "Answer", "Config", "LLMUsage", "Document", "GraphExport", "HippographError", "ImportReport", "IndexReport", "InputError", "Memory",
     "ModelNotFoundError", "Passage", "PassageFacts", "Retrieval", "RetrievedPassage", "SeedFact", "StoreError",
     "StoreStats", "Triple", "load_config", "register_extractor", "register_retriever",
 ]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from hippograph.types import Document, Passage, PassageFacts, Triple
+from hippograph.types import Document, LLMUsage, Passage, PassageFacts, Triple
 
 
 def vector_column(matrix: np.ndarray) -> pa.FixedSizeListArray:
@@ -64,6 +64,7 @@ def triples_table(triples: Sequence[Triple]) -> pa.Table:
 
 
 _TRIPLE = pa.struct([("sentence", pa.int32()), ("subject", pa.string()), ("predicate", pa.string()), ("object", pa.string())])
+_USAGE = pa.struct([(name, pa.int64()) for name in LLMUsage().to_dict()])
 
 
 def passage_facts_table(facts: Sequence[PassageFacts]) -> pa.Table:
@@ -76,12 +77,14 @@ def passage_facts_table(facts: Sequence[PassageFacts]) -> pa.Table:
               for t in f.triples] for f in facts],
             pa.list_(_TRIPLE),
         ),
+        "usage": pa.array([f.usage.to_dict() for f in facts], _USAGE),
     })
 
 
 def passage_facts_from_table(table: pa.Table) -> list[PassageFacts]:
     return [
-        PassageFacts(row["passage_id"], [Triple(row["passage_id"], **t) for t in row["triples"]], row["phrases"])
+        PassageFacts(row["passage_id"], [Triple(row["passage_id"], **t) for t in row["triples"]], row["phrases"],
+                     LLMUsage(**(row.get("usage") or {})))  # shard files of earlier versions have no usage
         for row in table.to_pylist()
     ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from typing import Any
 
 
@@ -68,12 +68,34 @@ class Triple:
 
 
 @dataclass(frozen=True)
+class LLMUsage:
+    """What an LLM cost, for one passage or summed over a run: requests sent to the server (a request it
+    retried counts once), replies served from the cache, replies that were not valid, passages that fell
+    back to the spaCy extractor, and the tokens the server counted."""
+
+    llm_calls: int = 0
+    cache_hits: int = 0
+    invalid_replies: int = 0
+    fallbacks: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+    def __add__(self, other: "LLMUsage") -> "LLMUsage":
+        return LLMUsage(*(a + b for a, b in zip(astuple(self), astuple(other))))
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class PassageFacts:
-    """What extraction found in one passage: its triples and every entity phrase it mentions."""
+    """What extraction found in one passage: its triples and every entity phrase it mentions, and what an
+    LLM extractor spent on it (carried with the facts, so every runner can report it)."""
 
     passage_id: str
     triples: list[Triple]
     phrases: list[str]
+    usage: LLMUsage = LLMUsage()
 
 
 @dataclass(frozen=True)
@@ -168,7 +190,18 @@ class IndexReport:
     new_facts: int = 0
     synonym_edges: int = 0
     deleted: int = 0  # documents removed because their source no longer has them
+    # The LLM extractor's spending (see `LLMUsage`); zero for the spaCy extractor.
+    llm_calls: int = 0
+    cache_hits: int = 0
+    invalid_replies: int = 0
+    fallbacks: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+
+    def add_usage(self, usage: LLMUsage) -> None:
+        for name, value in usage.to_dict().items():
+            setattr(self, name, getattr(self, name) + value)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -181,6 +214,7 @@ class ImportReport:
     triples: int = 0  # records read
     imported: int = 0
     skipped: int = 0  # already stored for their passage (or repeated in the input)
+    invalid: dict[str, int] = field(default_factory=dict)  # lenient mode: records left out, by reason
     new_phrases: int = 0
     new_facts: int = 0
     synonym_edges: int = 0
@@ -221,3 +255,21 @@ class GraphExport:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer to a question from retrieved passages (`Memory.answer`). `citations` are the doc_ids of
+    the given passages the answer rests on; `answer` is None when no answer was made, and `note` says why."""
+
+    question: str
+    answer: str | None
+    citations: list[str]
+    passages: list[RetrievedPassage]
+    mode: str
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"question": self.question, "answer": self.answer, "citations": list(self.citations),
+               "passages": [p.to_dict() for p in self.passages], "mode": self.mode}
+        return {**out, "note": self.note} if self.note else out
