@@ -294,6 +294,21 @@ class Store:
             out.setdefault(doc_id, []).append((passage_id, text))
         return out
 
+    def doc_ids_by_content(self, contents: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """(title, text) -> doc_id of the stored documents with exactly that title and text."""
+        if not contents or not self._has_table("documents"):
+            return {}
+        wanted = pa.table({"title": pa.array([c[0] for c in contents], pa.string()),
+                           "text": pa.array([c[1] for c in contents], pa.string())})
+        self.con.register("wanted_content", wanted)
+        try:
+            rows = self.con.execute(
+                "SELECT DISTINCT d.title, d.text, d.doc_id FROM documents d JOIN wanted_content w "
+                "ON d.title = w.title AND d.text = w.text").fetchall()
+        finally:
+            self.con.unregister("wanted_content")
+        return {(title, text): doc_id for title, text, doc_id in rows}
+
     def passage_records(
         self, passage_ids: Sequence[str]
     ) -> tuple[set[tuple[str, str, str, str]], set[tuple[str, str]]]:

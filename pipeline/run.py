@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from hippograph.config import Config
+from hippograph.llm import with_cache_beside
 from hippograph.indexing.store import check_embedding_model, open_store, update_store, writer_lock
 from hippograph.pipeline.commit import StageTimer, StoreState, commit, merge, pending
 from hippograph.pipeline.embed import embedder_for
@@ -26,6 +27,7 @@ def index_documents(
     db_path: str | Path, documents: Sequence[Document], config: Config = Config(), progress: bool = False
 ) -> IndexReport:
     """Index new and changed documents into the store; unchanged ones cost nothing."""
+    config = with_cache_beside(config, db_path)
     report = IndexReport(documents=len(documents))
     timer = StageTimer(report)
     with timer("read_store"):
@@ -54,23 +56,34 @@ def run_stages(
 
 
 def import_triples(
-    db_path: str | Path, source: str | Path | Iterable[Mapping[str, Any]], config: Config = Config()
+    db_path: str | Path, source: str | Path | Iterable[Mapping[str, Any]], config: Config = Config(),
+    lenient: bool = False,
 ) -> ImportReport:
-    """Add triples made elsewhere to passages already stored: a JSONL path or dicts of doc_id, subject,
-    predicate, object. New phrases and facts are embedded and linked as in indexing; one transaction."""
-    from hippograph.pipeline.triples import new_passage_facts, parse_triples, place_triples, triple_records
+    """Add triples made elsewhere to passages already stored: a JSONL path, HippoRAG's OpenIE results file
+    (.json), or dicts of doc_id, subject, predicate, object. New phrases and facts are embedded and linked
+    as in indexing; one transaction. Strict, a bad record is an error and nothing is written; `lenient`
+    leaves bad records out, counted by reason in `ImportReport.invalid`."""
+    from hippograph.pipeline.triples import (
+        new_passage_facts, parse_triples, place_triples, resolve_documents, triple_records,
+    )
 
-    parsed = parse_triples(triple_records(source))  # all input is checked before the store is opened
-    report = ImportReport(triples=len(parsed))
+    records = list(triple_records(source))  # all input is read and checked before the store is opened
+    parsed, invalid = parse_triples(records, lenient)
+    report = ImportReport(triples=len(records))
     if not parsed:
+        report.invalid = dict(invalid)
         return report
     timer = StageTimer(report)
     with writer_lock(db_path):
         with timer("read_store"), open_store(db_path) as store:
+            parsed, unmatched = resolve_documents(
+                parsed, store.doc_ids_by_content(sorted({t.content for t in parsed if t.content})), lenient)
             passages = store.document_passages(sorted({t.doc_id for t in parsed}))
-            stored = store.passage_records([pid for rows in passages.values() for pid, _ in rows])
+            placed, missing = place_triples(parsed, passages, lenient)
+            stored = store.passage_records(sorted({t.passage_id for t in placed}))
             model, state = store.embedding_model(), StoreState.of(store)
-        facts, report.skipped = new_passage_facts(place_triples(parsed, passages), *stored)
+        report.invalid = dict(invalid + unmatched + missing)
+        facts, report.skipped = new_passage_facts(placed, *stored)
         if not facts:
             return report
         embedder = embedder_for(config)

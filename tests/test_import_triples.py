@@ -202,7 +202,7 @@ def test_cli_import_triples(cli, store, tmp_path):
     code, out, err = cli("import-triples", path, "--db", store, "--json")
     assert code == 0, err
     report = json.loads(out)
-    assert set(report) == {"triples", "imported", "skipped", "new_phrases", "new_facts", "synonym_edges", "seconds"}
+    assert set(report) == {"triples", "imported", "skipped", "invalid", "new_phrases", "new_facts", "synonym_edges", "seconds"}
     assert (report["imported"], report["skipped"], report["new_phrases"], report["new_facts"]) == (4, 0, 3, 4)
 
     code, out, err = cli("import-triples", path, "--db", store)
