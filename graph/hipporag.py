@@ -11,7 +11,7 @@ Seeds of the walk (the PageRank reset distribution):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,11 +28,17 @@ class GraphSearch:
     seed_facts: list[tuple[int, float]]  # (fact index, query similarity) that seeded the walk
 
 
-class HippoRAGGraph:
-    """The passage-entity graph of one store snapshot, with the fact and phrase vectors that seed it."""
+# (question, linked facts) -> indices of the facts to keep, or None to fall back to the non-LLM filter
+FactFilter = Callable[[str, list[tuple[str, str, str]]], "list[int] | None"]
 
-    def __init__(self, data: GraphData, passage_ids: Sequence[str], config: Config):
+
+class HippoRAGGraph:
+    """The passage-entity graph of one store snapshot, with the fact and phrase vectors that seed it.
+    `fact_filter` is the LLM recognition filter (`recognition_filter="llm"`)."""
+
+    def __init__(self, data: GraphData, passage_ids: Sequence[str], config: Config, fact_filter: FactFilter | None = None):
         self.config = config
+        self.fact_filter = fact_filter
         self.graph = build_graph(data, passage_ids, config.synonym_threshold)
         self.facts = data.facts
         self.fact_cosine = CosineIndex(data.fact_embeddings)
@@ -42,10 +48,12 @@ class HippoRAGGraph:
         self._power: PowerIteration | None = None  # built on the first query
 
     def search(
-        self, query_vector: np.ndarray, dense_scores: np.ndarray, linked_phrases: Sequence[tuple[int, float]] = ()
+        self, query_vector: np.ndarray, dense_scores: np.ndarray, linked_phrases: Sequence[tuple[int, float]] = (),
+        question: str = "",
     ) -> GraphSearch:
-        """`linked_phrases`: (phrase vertex, similarity) for phrases the query names (see `link_phrases`)."""
-        seeds = self.recognize(self.link_facts(query_vector), linked_phrases)
+        """`linked_phrases`: (phrase vertex, similarity) for phrases the query names (see `link_phrases`);
+        `question`: its text, for the LLM recognition filter."""
+        seeds = self.recognize(self.link_facts(query_vector), linked_phrases, question)
         phrase_weights = self._fact_phrase_weights(seeds) + self._entity_phrase_weights(linked_phrases)
         if not phrase_weights.any():
             return GraphSearch(dense_scores, [])
@@ -70,10 +78,11 @@ class HippoRAGGraph:
         return self.fact_cosine.top(query_vector, self.config.linking_top_k)
 
     def recognize(
-        self, facts: list[tuple[int, float]], linked_phrases: Sequence[tuple[int, float]] = ()
+        self, facts: list[tuple[int, float]], linked_phrases: Sequence[tuple[int, float]] = (), question: str = ""
     ) -> list[tuple[int, float]]:
-        """Recognition memory without an LLM (HippoRAG 2 asks an LLM which linked facts are relevant).
+        """Recognition memory: which linked facts seed the walk.
 
+        "llm": those the LLM keeps for the question (HippoRAG 2); on an empty or invalid reply, as "entity".
         "entity": the facts about a phrase the query names; if none is, as "relative".
         "entity_only": the facts about a phrase the query names, if any.
         "relative": facts scoring at least `recognition_min_ratio` of the best one.
@@ -82,6 +91,11 @@ class HippoRAGGraph:
         mode = self.config.recognition_filter
         if mode == "none" or not facts:
             return facts
+        if mode == "llm":
+            kept = self.fact_filter(question, [self.facts[f] for f, _ in facts]) if self.fact_filter else None
+            if kept:
+                return [facts[i] for i in kept]
+            mode = "entity"
         if mode in ("entity", "entity_only"):
             named = {phrase for phrase, _ in linked_phrases}
             about_named = [(f, s) for f, s in facts if named.intersection(self.fact_phrases[f])]

@@ -9,7 +9,7 @@ import pytest
 
 REPORT_KEYS = {
     "documents", "indexed", "unchanged", "passages", "triples", "new_phrases", "new_facts", "synonym_edges", "deleted",
-    "seconds",
+    "llm_calls", "cache_hits", "invalid_replies", "fallbacks", "tokens_in", "tokens_out", "seconds",
 }
 PASSAGE_KEYS = {"doc_id", "passage_id", "title", "text", "score"}
 STATS_KEYS = {
@@ -58,6 +58,7 @@ def test_index_json_report(cli, docs_dir, tmp_path):
     assert set(report) == REPORT_KEYS
     assert (report["documents"], report["indexed"], report["unchanged"], report["passages"]) == (2, 2, 0, 2)
     assert report["triples"] > 0 and report["new_phrases"] > 0
+    assert report["llm_calls"] == report["cache_hits"] == report["fallbacks"] == 0, "spaCy needs no LLM"
     assert all(isinstance(v, float) and v >= 0 for v in report["seconds"].values())
     docs = {p["doc_id"] for p in json.loads(cli("query", "Kettleby", "--db", db, "--mode", "bm25", "--json")[1])["passages"]}
     assert docs == {"ada.md", "towns/kettleby.txt"}
@@ -263,9 +264,11 @@ def test_eval_json_recall_for_each_mode(cli, repo_root, tmp_path, monkeypatch):
     assert result["questions"] == 14 and result["corpus"] == str(corpus)
     assert [r["mode"] for r in result["results"]] == ["bm25", "dense"]
     for r in result["results"]:
-        assert set(r) == {"mode", "recall@2", "recall@5", "latency_ms_p50", "latency_ms_p95"}
+        assert set(r) == {"mode", "recall@2", "recall@5", "latency_ms_p50", "latency_ms_p95",
+                          "answer_recall@2", "answer_recall@5"}, "the demo questions have answers; no LLM, no EM"
         assert 0 <= r["recall@2"] <= r["recall@5"] <= 100
-        assert r["recall@5"] > 0
+        assert 0 <= r["answer_recall@2"] <= r["answer_recall@5"] <= 100
+        assert r["recall@5"] > 0 and r["answer_recall@5"] > 0
     assert list(tmp_path.iterdir()) == []
 
 
@@ -275,7 +278,7 @@ def test_eval_into_a_given_store_reuses_it(cli, repo_root, demo_store_copy):
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == f"14 questions, {corpus}"
-    assert lines[1].split() == ["mode", "R@2", "R@5", "p50", "ms", "p95", "ms"]
+    assert lines[1].split() == ["mode", "R@2", "R@5", "p50", "ms", "p95", "ms", "AR@2", "AR@5"]
     assert lines[3].split()[0] == "bm25"
     assert stats(cli, demo_store_copy)["generation"] == 1  # the corpus was already there: nothing rewritten
 

@@ -19,7 +19,7 @@ from hippograph.memory import Memory
 from hippograph.pipeline.shards import DEFAULT_SHARD_SIZE
 from hippograph.pipeline.sources import DEFAULT_MAX_DOCUMENT_BYTES
 from hippograph.registry import load_plugins, retrievers
-from hippograph.types import Retrieval
+from hippograph.types import IndexReport, Retrieval, RetrievedPassage
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--json", action="store_true")
     query.set_defaults(run=_query)
 
+    answer = add("answer", help="retrieve, then have the LLM answer from the passages, citing them by doc_id")
+    answer.add_argument("question")
+    answer.add_argument("--mode", choices=retrievers.names(), default="hipporag")
+    answer.add_argument("--top-k", type=int, default=5)
+    answer.add_argument("--json", action="store_true")
+    answer.set_defaults(run=_answer)
+
     delete = add("delete", help="remove documents and everything derived from them")
     delete.add_argument("doc_ids", nargs="+", metavar="ID")
     delete.add_argument("--json", action="store_true")
@@ -83,11 +90,16 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--questions", type=Path, required=True)
     evaluate.add_argument("--modes", default="bm25,dense,hipporag")
     evaluate.add_argument("--k", default="2,5,10", help="comma-separated cut-offs")
+    evaluate.add_argument("--answer-top-k", type=int, default=5,
+                          help="passages the LLM answers from, with an LLM configured (default 5)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=_eval)
 
-    imports = add("import-triples", help="add triples made elsewhere (JSONL of doc_id, subject, predicate, object)")
-    imports.add_argument("file", type=Path, metavar="FILE.jsonl")
+    imports = add("import-triples", help="add triples made elsewhere: JSONL of doc_id, subject, predicate, object, "
+                                           "or HippoRAG's OpenIE results (.json)")
+    imports.add_argument("file", type=Path, metavar="FILE")
+    imports.add_argument("--lenient", action="store_true",
+                         help="leave invalid records out, counted by reason, instead of refusing the file")
     imports.add_argument("--json", action="store_true")
     imports.set_defaults(run=_import_triples)
 
@@ -146,7 +158,15 @@ def _index(args: argparse.Namespace) -> int:
     )
     return _print(args, report.to_dict(), (
         f"{memory.db_path}: {report.indexed} indexed, {report.unchanged} unchanged, {report.passages} passages, "
-        f"{report.triples} triples, {report.new_phrases} new phrases, {report.synonym_edges} synonym edges"))
+        f"{report.triples} triples, {report.new_phrases} new phrases, {report.synonym_edges} synonym edges"
+        + _llm_summary(report)))
+
+
+def _llm_summary(report: IndexReport) -> str:
+    if not (report.llm_calls or report.cache_hits or report.fallbacks):
+        return ""
+    return (f"\nLLM: {report.llm_calls} calls, {report.cache_hits} cache hits, {report.invalid_replies} invalid replies, "
+            f"{report.fallbacks} passages fell back to spaCy, {report.tokens_in} tokens in, {report.tokens_out} out")
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -168,6 +188,23 @@ def _query(args: argparse.Namespace) -> int:
         if "id" in record:
             out = {"id": record["id"], **out}
         print(_json(out) if args.json else _retrieval_table(retrieval) + "\n")
+    return 0
+
+
+def _answer(args: argparse.Namespace) -> int:
+    if args.top_k < 1:
+        raise InputError("--top-k must be at least 1")
+    result = _memory(args).answer(args.question, mode=args.mode, top_k=args.top_k)
+    if result.note:
+        print(f"hippograph: {result.note}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    lines = [f"{result.question}  [{result.mode}]"]
+    if result.answer is not None:
+        lines.append(f"answer: {result.answer}    citations: {', '.join(result.citations) or '(none)'}")
+    lines.append(_passage_table(result.passages))
+    print("\n".join(lines))
     return 0
 
 
@@ -199,22 +236,27 @@ def _eval(args: argparse.Namespace) -> int:
         # Without --db the corpus goes into a throw-away store, never into the user's default one.
         memory = _memory(args, args.db or Path(scratch) / "eval.duckdb")
         memory.index_paths([args.corpus], progress=sys.stderr.isatty())
-        results = evaluate(memory, questions, modes, ks)
+        results = evaluate(memory, questions, modes, ks, args.answer_top_k)
     if args.json:
         print(_json({"corpus": str(args.corpus), "questions": len(questions), "results": [r.to_dict() for r in results]}))
     else:
-        header = ["mode"] + [f"R@{k}" for k in ks] + ["p50 ms", "p95 ms"]
+        answered = [f"AR@{k}" for k in ks if results[0].answer_recall] + ["EM", "F1"] * (results[0].exact_match is not None)
+        header = ["mode"] + [f"R@{k}" for k in ks] + ["p50 ms", "p95 ms"] + answered
         rows = [[r.mode] + [f"{r.recall[k]:.1f}" for k in ks] + [f"{r.latency_ms_p50:.1f}", f"{r.latency_ms_p95:.1f}"]
+                + [f"{r.answer_recall[k]:.1f}" for k in ks if r.answer_recall]
+                + ([f"{r.exact_match:.1f}", f"{r.f1:.1f}"] if r.exact_match is not None else [])
                 for r in results]
         print(f"{len(questions)} questions, {args.corpus}\n" + format_table(rows, header))
     return 0
 
 
 def _import_triples(args: argparse.Namespace) -> int:
-    report = _memory(args).import_triples(args.file)
+    report = _memory(args).import_triples(args.file, lenient=args.lenient)
+    invalid = "".join(f"\n  {count} left out: {reason}" for reason, count in sorted(report.invalid.items()))
     return _print(args, report.to_dict(), (
         f"{args.file}: {report.imported} imported, {report.skipped} skipped (already stored), "
-        f"{report.new_phrases} new phrases, {report.new_facts} new facts, {report.synonym_edges} synonym edges"))
+        f"{report.new_phrases} new phrases, {report.new_facts} new facts, {report.synonym_edges} synonym edges"
+        + invalid))
 
 
 def _export_graph(args: argparse.Namespace) -> int:
@@ -222,10 +264,13 @@ def _export_graph(args: argparse.Namespace) -> int:
     return _print(args, result.to_dict(), f"wrote {result.nodes} nodes and {result.edges} edges to {result.path}")
 
 
+def _passage_table(passages: Sequence[RetrievedPassage]) -> str:
+    rows = [[i + 1, f"{p.score:.4f}", p.doc_id, _clip(p.title, 30), _clip(p.text, 70)] for i, p in enumerate(passages)]
+    return format_table(rows, ["#", "score", "doc_id", "title", "text"])
+
+
 def _retrieval_table(retrieval: Retrieval) -> str:
-    rows = [[i + 1, f"{p.score:.4f}", p.doc_id, _clip(p.title, 30), _clip(p.text, 70)]
-            for i, p in enumerate(retrieval.passages)]
-    out = [f"{retrieval.question}  [{retrieval.mode}]", format_table(rows, ["#", "score", "doc_id", "title", "text"])]
+    out = [f"{retrieval.question}  [{retrieval.mode}]", _passage_table(retrieval.passages)]
     if retrieval.facts:
         facts = [[f"{f.score:.3f}", f"({f.subject}; {f.predicate}; {f.object})"] for f in retrieval.facts]
         out += ["seed facts:", format_table(facts, ["score", "fact"])]

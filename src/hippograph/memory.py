@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, IO
 
+from hippograph.answers import NEEDS_LLM, answer as answer_from_passages
 from hippograph.config import Config, default_db_path
 from hippograph.errors import InputError, StoreError
 from hippograph.indexing.store import (
@@ -16,9 +17,10 @@ from hippograph.indexing.store import (
 from hippograph.pipeline.run import import_triples, index_documents
 from hippograph.pipeline.shards import DEFAULT_SHARD_SIZE, index_in_shards
 from hippograph.pipeline.sources import DEFAULT_MAX_DOCUMENT_BYTES, documents_from_records, read_documents
+from hippograph.llm import llm_client, with_cache_beside
 from hippograph.registry import retrievers
 from hippograph.retrievers import Retriever, Snapshot
-from hippograph.types import Document, GraphExport, ImportReport, IndexReport, Retrieval, StoreStats
+from hippograph.types import Answer, Document, GraphExport, ImportReport, IndexReport, Retrieval, StoreStats
 
 log = logging.getLogger("hippograph")
 
@@ -94,11 +96,13 @@ class Memory:
             self._snapshot = None
         return deleted
 
-    def import_triples(self, source: str | Path | Iterable[Mapping[str, Any]]) -> ImportReport:
-        """Add triples made elsewhere (a JSONL path, or dicts with doc_id, subject, predicate, object) to the
-        passages of documents already indexed. Triples already stored for their passage are skipped."""
+    def import_triples(self, source: str | Path | Iterable[Mapping[str, Any]], lenient: bool = False) -> ImportReport:
+        """Add triples made elsewhere (a JSONL path, HippoRAG's OpenIE results file (.json), or dicts with
+        doc_id, subject, predicate, object) to the passages of documents already indexed. Triples already
+        stored for their passage are skipped. A bad record is an error and nothing is written, unless
+        `lenient`: then bad records are left out and counted by reason (`ImportReport.invalid`)."""
         check_writable(self.db_path)
-        report = import_triples(self.db_path, source, self.config)
+        report = import_triples(self.db_path, source, self.config, lenient)
         if report.imported:
             self._snapshot = None
         return report
@@ -131,8 +135,20 @@ class Memory:
             check_embedding_model(self.db_path, snapshot.embedding_model, self.config.embedding_model)
         key = (mode, self.config)
         if key not in snapshot.retrievers:
-            snapshot.retrievers[key] = retriever_class(snapshot, self.config)
+            snapshot.retrievers[key] = retriever_class(snapshot, with_cache_beside(self.config, self.db_path))
         return snapshot.retrievers[key]
+
+    def answer(self, question: str, mode: str = "hipporag", top_k: int = 5) -> Answer:
+        """Retrieve the `top_k` passages for `question` by `mode`, then have the LLM answer from them, citing
+        them by doc_id (citations to passages it was not given are dropped). Without an LLM configured
+        (`llm_base_url`), or when it gives no usable answer, `answer` is None and `note` says why; the
+        passages are there either way."""
+        retrieval = self.retrieve(question, mode, top_k)
+        client = llm_client(with_cache_beside(self.config, self.db_path))
+        if client is None:
+            # The one place that answers without an LLM: an offline draft answer would go here.
+            return Answer(question, None, [], retrieval.passages, retrieval.mode, note=NEEDS_LLM)
+        return answer_from_passages(client, retrieval)
 
     def refresh(self) -> bool:
         """Drop the snapshot if a newer store was published since it was read; True if one was.

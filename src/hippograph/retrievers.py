@@ -124,7 +124,7 @@ class HippoRAGRetriever(Retriever):
         if snapshot.graph.phrases:
             from hippograph.graph.hipporag import HippoRAGGraph  # igraph, only for a store with a graph
 
-            self.graph = HippoRAGGraph(snapshot.graph, snapshot.passages.passage_ids, config)
+            self.graph = HippoRAGGraph(snapshot.graph, snapshot.passages.passage_ids, config, self._fact_filter())
 
     def retrieve_many(self, questions: Sequence[str], top_k: int) -> list[Retrieval]:
         named = [self.question_phrases(q) for q in questions]
@@ -140,9 +140,20 @@ class HippoRAGRetriever(Retriever):
     ) -> Retrieval:
         if self.graph is None:
             return self.snapshot.ranked(question, self.mode, dense, top_k)
-        search = self.graph.search(vectors[question], dense, self.graph.link_phrases(named, vectors))
+        search = self.graph.search(vectors[question], dense, self.graph.link_phrases(named, vectors), question)
         facts = [SeedFact(*self.graph.facts[i], score=s) for i, s in search.seed_facts]
         return self.snapshot.ranked(question, self.mode, search.passage_scores, top_k, facts)
+
+    def _fact_filter(self):
+        """The LLM recognition filter, with `recognition_filter="llm"` (which a Config allows only with an LLM)."""
+        if self.config.recognition_filter != "llm":
+            return None
+        from functools import partial
+
+        from hippograph.answers import recognize
+        from hippograph.llm import llm_client
+
+        return partial(recognize, llm_client(self.config))
 
     def question_phrases(self, question: str) -> list[str]:
         """The entity phrases a question names (named entities and proper-noun chunks), normalised like

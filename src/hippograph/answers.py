@@ -1,0 +1,123 @@
+"""What needs an LLM at query time: HippoRAG 2's recognition filter, and answers that cite their passages.
+
+    recognize(client, question, facts)  -> indices of up to 4 linked facts the LLM keeps, or None
+    answer(client, retrieval)           -> Answer: the LLM's answer, citing doc_ids of the given passages
+
+Both ask through `hippograph.llm` (cached, retried) and never fail a query: a reply that is still invalid
+after one more try, or a server that is down, gives None (the retriever falls back to the default filter)
+or an Answer without an answer that says why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from hippograph.llm import InvalidReply, LLMClient, LLMUnavailable, ask, parse_json
+from hippograph.pipeline.extract import normalize_phrase
+from hippograph.types import Answer, Retrieval
+
+# Bump when a prompt changes: part of every cache key, so no reply to the old prompt is reused.
+RECOGNITION_PROMPT_VERSION = 1
+ANSWER_PROMPT_VERSION = 1
+MAX_KEPT_FACTS = 4  # HippoRAG 2 keeps up to 4 of the linked facts
+
+NEEDS_LLM = ("answering needs an LLM: set llm_base_url and llm_model (--config or $HIPPOGRAPH_CONFIG); "
+             "here is the evidence retrieval found")
+
+RECOGNITION_SYSTEM = (
+    "You help a search engine. Given a question and numbered facts, pick the facts that help answer the "
+    f"question, at most {MAX_KEPT_FACTS}, most useful first. Only pick from the list; never write new facts. "
+    "Reply with JSON only: {\"facts\": [numbers of the facts you keep]}."
+)
+ANSWER_SYSTEM = (
+    "Answer the question from the passages given, and from nothing else. Keep the answer short: a name, a date, "
+    "a number or a few words. Cite the passages the answer rests on by their id. Reply with JSON only: "
+    "{\"answer\": \"...\", \"citations\": [\"passage id\", ...]}. If the passages do not answer the question, "
+    "answer \"unknown\" with no citations."
+)
+
+
+# ---- the recognition filter -----------------------------------------------------------------------------
+
+
+def recognition_messages(question: str, facts: Sequence[tuple[str, str, str]]) -> list[dict[str, str]]:
+    listing = "\n".join(f"{number}. ({s}; {p}; {o})" for number, (s, p, o) in enumerate(facts, start=1))
+    return [{"role": "system", "content": RECOGNITION_SYSTEM},
+            {"role": "user", "content": f"Question: {question}\n\nFacts:\n{listing}"}]
+
+
+def parse_kept_facts(content: str, facts: Sequence[tuple[str, str, str]]) -> list[int]:
+    """Indices into `facts` of the facts a reply keeps, by number ("facts": [2, 1]) or by repeating the fact;
+    at most `MAX_KEPT_FACTS`, never one that was not given. None kept is an invalid reply."""
+    value = parse_json(content)
+    items = value.get("facts", []) if isinstance(value, dict) else value if isinstance(value, list) else []
+    by_text = {tuple(map(normalize_phrase, fact)): i for i, fact in enumerate(facts)}
+    kept: dict[int, None] = {}
+    for item in items if isinstance(items, list) else []:
+        index = _fact_index(item, len(facts), by_text)
+        if index is not None:
+            kept[index] = None
+    if not kept:
+        raise InvalidReply(f"it kept none of the {len(facts)} facts by number")
+    return list(kept)[:MAX_KEPT_FACTS]
+
+
+def _fact_index(item: object, count: int, by_text: dict[tuple[str, ...], int]) -> int | None:
+    if isinstance(item, str) and item.strip().isdigit():
+        item = int(item)
+    if isinstance(item, int) and not isinstance(item, bool):
+        return item - 1 if 1 <= item <= count else None
+    if isinstance(item, list) and len(item) == 3 and all(isinstance(x, str) for x in item):
+        return by_text.get(tuple(map(normalize_phrase, item)))
+    return None
+
+
+def recognize(client: LLMClient, question: str, facts: Sequence[tuple[str, str, str]]) -> list[int] | None:
+    """Indices of the facts the LLM keeps for `question`; None when its reply was empty or invalid (twice)
+    or the server failed, so the caller falls back to a filter without an LLM."""
+    if not facts:
+        return None
+    try:
+        return ask(client, recognition_messages(question, facts), f"recognition-{RECOGNITION_PROMPT_VERSION}",
+                   lambda content: parse_kept_facts(content, facts))
+    except (InvalidReply, LLMUnavailable):
+        return None
+
+
+# ---- answers --------------------------------------------------------------------------------------------
+
+
+def answer_messages(question: str, retrieval: Retrieval) -> list[dict[str, str]]:
+    passages = "\n\n".join(f"[{p.doc_id}] {p.title}\n{p.text}" for p in retrieval.passages)
+    return [{"role": "system", "content": ANSWER_SYSTEM},
+            {"role": "user", "content": f"Passages:\n\n{passages}\n\nQuestion: {question}"}]
+
+
+def parse_answer(content: str, given: Sequence[str]) -> tuple[str, list[str]]:
+    """(answer, citations) of a reply. Citations to passages not given are dropped. A reply that is plain
+    text rather than JSON is taken as the answer, citing the given ids it names."""
+    value = parse_json(content)
+    if isinstance(value, dict) and isinstance(value.get("answer"), (str, int, float)) and str(value["answer"]).strip():
+        cited = value.get("citations")
+        cited = [str(c).strip().strip("[]") for c in cited] if isinstance(cited, list) else []
+        return str(value["answer"]).strip(), [doc_id for doc_id in dict.fromkeys(cited) if doc_id in given]
+    text = content.strip()
+    if not text or text[0] in "{[":
+        raise InvalidReply('it held no {"answer": ..., "citations": [...]} object')
+    named = [doc_id for doc_id in dict.fromkeys(given) if re.search(rf"(?<![\w-]){re.escape(doc_id)}(?![\w-])", text)]
+    return text, named
+
+
+def answer(client: LLMClient, retrieval: Retrieval) -> Answer:
+    """The LLM's answer to the retrieval's question from its passages, citing them by doc_id."""
+    given = [p.doc_id for p in retrieval.passages]
+    base = dict(question=retrieval.question, passages=retrieval.passages, mode=retrieval.mode)
+    if not given:
+        return Answer(answer=None, citations=[], note="retrieval found no passages to answer from", **base)
+    try:
+        text, citations = ask(client, answer_messages(retrieval.question, retrieval), f"answer-{ANSWER_PROMPT_VERSION}",
+                              lambda content: parse_answer(content, given))
+    except (InvalidReply, LLMUnavailable) as error:
+        return Answer(answer=None, citations=[], note=f"the LLM gave no usable answer: {error}", **base)
+    return Answer(answer=text, citations=citations, **base)
