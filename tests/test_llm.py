@@ -1,0 +1,312 @@
+"""The LLM path against a scripted chat-completions server on loopback: retries, timeouts, broken and
+wrongly shaped replies, a server killed mid-run, the cache, the recognition filter and answers; and no
+network call of any kind without `llm_base_url`. The real server's tests are in test_llm_server.py."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from hippograph import Config, Memory
+from hippograph.answers import ANSWER_SYSTEM, RECOGNITION_SYSTEM, parse_answer, parse_kept_facts
+from hippograph.llm import LLMUnavailable, llm_client
+from hippograph.pipeline.llm_extract import NER_SYSTEM, TRIPLE_SYSTEM, parse_entities, parse_triples
+from hippograph.types import Passage
+from llm_servers import Reply, ScriptedServer, last_user_message, system_prompt
+
+ADA = Passage("ada#0", "ada", 0, "Ada Marsh", "Ada Marsh was an engineer born in Kettleby. She designed the Veloria Bridge.")
+LLM_STORE_TABLES = ("documents", "passages", "triples", "passage_phrases", "facts", "phrases")
+
+
+def llm_config(server: ScriptedServer, tmp_path, **options) -> Config:
+    return Config(extractor="llm", llm_base_url=server.base_url, llm_model="scripted",
+                  llm_cache_dir=str(tmp_path / "llm-cache"), **{"llm_max_retries": 2, **options})
+
+
+def toy_llm(request: dict, number: int) -> Reply:
+    """A well-behaved LLM: capitalised words are entities, the title "mentions" each of them; the
+    recognition filter keeps fact 1; answers cite the first passage."""
+    system, user = system_prompt(request), last_user_message(request)
+    if system == NER_SYSTEM:
+        words = list(dict.fromkeys(re.findall(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*", user)))
+        return Reply(json.dumps({"entities": words}))
+    if system == TRIPLE_SYSTEM:
+        passage, entities = user.split("\n\nEntities: ")
+        title = passage.removeprefix("Passage:\n").split("\n")[0]
+        return Reply(json.dumps({"triples": [[title, "mentions", e] for e in json.loads(entities) if e != title]}))
+    if system == RECOGNITION_SYSTEM:
+        return Reply('{"facts": [1]}')
+    if system == ANSWER_SYSTEM:
+        first = re.search(r"^\[([^\]]+)\]", user.split("Passages:\n\n")[1], re.M).group(1)
+        return Reply(json.dumps({"answer": "Kettleby", "citations": [first]}))
+    raise AssertionError(f"unexpected prompt: {system[:80]}")
+
+
+def replies(*scripted: Reply, then: Reply | None = None):
+    """A script answering the given replies in turn, then `then` (or the toy LLM) for every other request."""
+
+    def script(request: dict, number: int) -> Reply:
+        if number < len(scripted):
+            return scripted[number]
+        return then if then is not None else toy_llm(request, number)
+
+    return script
+
+
+# ---- the client: retries, timeouts, the cache --------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_429_or_503_is_retried_then_succeeds(status, tmp_path):
+    busy = Reply(status=status, body='{"error": {"message": "busy"}}', headers={"Retry-After": "0"})
+    with ScriptedServer(replies(busy, Reply('{"entities": ["Ada Marsh"]}'))) as server:
+        reply = llm_client(llm_config(server, tmp_path)).complete([{"role": "user", "content": "hi"}], "t-1")
+    assert json.loads(reply.content) == {"entities": ["Ada Marsh"]}
+    assert len(server.requests) == 2 and not reply.cached
+
+
+def test_the_timeout_is_honoured(tmp_path):
+    with ScriptedServer(lambda request, number: Reply('{"entities": ["x"]}', delay=3.0)) as server:
+        client = llm_client(llm_config(server, tmp_path, llm_timeout=0.5, llm_max_retries=0))
+        start = time.monotonic()
+        with pytest.raises(LLMUnavailable, match="timed out"):
+            client.complete([{"role": "user", "content": "hi"}], "t-1")
+        assert time.monotonic() - start < 2.5
+
+
+def test_failed_calls_are_never_cached_and_replies_are(tmp_path):
+    down = Reply(status=503, body='{"error": {"message": "down"}}')
+    with ScriptedServer(replies(down, then=Reply('{"entities": ["Ada"]}'))) as server:
+        config = llm_config(server, tmp_path, llm_max_retries=0)
+        message = [{"role": "user", "content": "hi"}]
+        with pytest.raises(LLMUnavailable):
+            llm_client(config).complete(message, "t-1")
+        assert not llm_client(config).complete(message, "t-1").cached, "the failure was not kept"
+        assert llm_client(config).complete(message, "t-1").cached
+        assert not llm_client(config).complete(message, "t-2").cached, "the prompt version is part of the key"
+        assert len(server.requests) == 3
+
+
+def test_a_server_refusing_json_mode_is_asked_for_plain_text(tmp_path):
+    def script(request: dict, number: int) -> Reply:
+        if "response_format" in request:
+            return Reply(status=400, body='{"error": {"message": "response_format is not supported"}}')
+        return Reply('{"entities": ["Ada Marsh"]}')
+
+    with ScriptedServer(script) as server:
+        reply = llm_client(llm_config(server, tmp_path)).complete([{"role": "user", "content": "hi"}], "t-1")
+    assert json.loads(reply.content) == {"entities": ["Ada Marsh"]}
+    assert ["response_format" in r for r in server.requests] == [True, False]
+
+
+# ---- reading replies ----------------------------------------------------------------------------------
+
+
+def test_truncated_json_is_repaired_and_wrong_shapes_refused():
+    assert parse_entities('{"entities": ["Ada Marsh", "Kettleby"') == ["Ada Marsh", "Kettleby"]
+    assert parse_entities('```json\n["Ada Marsh"]\n```') == ["Ada Marsh"]
+    assert parse_entities('<think>names...</think>{"names": ["Ada Marsh"]}') == ["Ada Marsh"]
+    assert parse_triples('{"triples": [["Ada Marsh", "born in", "Kettleby"], ["Ada Marsh", "is", "ada marsh"], '
+                         '["Ada", "x"], ["Nowhere Town", "near", "Elsewhere"], {"subject": "She", "relation": '
+                         '"designed", "object": "Veloria Bridge"}', ADA) == [
+        ("ada marsh", "born in", "kettleby"), ("she", "designed", "veloria bridge")]
+    for reply in ("", "   ", "I cannot help with that.", '{"entities": 3}', '{"a": [1], "b": [2]}', "[]"):
+        with pytest.raises(ValueError):
+            parse_entities(reply)
+    with pytest.raises(ValueError, match="no \\[subject, relation, object\\] triple"):
+        parse_triples('{"entity": "Ada Marsh", "type": "person"}', ADA)
+
+
+def test_an_answer_citing_a_passage_it_was_not_given_loses_that_citation():
+    given = ["ada", "kettleby"]
+    assert parse_answer('{"answer": "Kettleby", "citations": ["ada", "gazette", "[kettleby]", "ada"]}', given) == (
+        "Kettleby", ["ada", "kettleby"])
+    assert parse_answer("Kettleby, says ada (not adamant).", given) == ("Kettleby, says ada (not adamant).", ["ada"])
+    with pytest.raises(ValueError):
+        parse_answer('{"citations": ["ada"]}', given)
+
+
+def test_the_recognition_filter_keeps_only_given_facts_and_at_most_four():
+    facts = [("ada marsh", "born in", "kettleby"), ("ada marsh", "designed", "veloria bridge"),
+             ("kettleby", "in", "orne valley"), ("tobias wren", "mayor of", "kettleby"), ("a", "b", "c")]
+    assert parse_kept_facts('{"facts": [2, 9, "1", 2, ["Tobias Wren", "mayor of", "Kettleby"], ["x", "y", "z"]]}', facts) == [1, 0, 3]
+    assert parse_kept_facts('{"facts": [5, 4, 3, 2, 1]}', facts) == [4, 3, 2, 1]
+    with pytest.raises(ValueError):
+        parse_kept_facts('{"facts": [0, 6, ["new", "fact", "here"]]}', facts)
+
+
+# ---- indexing with extractor="llm" ----------------------------------------------------------------------
+
+
+def test_indexing_with_the_llm_extractor_reports_what_it_cost(tmp_path, small_docs, store_tools):
+    with ScriptedServer(toy_llm) as server:
+        report = Memory(tmp_path / "m.duckdb", llm_config(server, tmp_path)).index(small_docs)
+    assert report.indexed == 3 and report.triples > 0
+    assert (report.llm_calls, report.cache_hits, report.invalid_replies, report.fallbacks) == (6, 0, 0, 0)
+    assert (report.tokens_in, report.tokens_out) == (60, 30)
+    triples = store_tools.sql(tmp_path / "m.duckdb", "SELECT subject, predicate, object FROM triples")
+    assert ("kettleby gazette", "mentions", "tobias wren") in triples
+    assert {p for (p,) in store_tools.sql(tmp_path / "m.duckdb", "SELECT DISTINCT predicate FROM triples")} == {"mentions"}
+
+
+def test_a_second_run_over_the_same_cache_makes_no_call(tmp_path, small_docs):
+    with ScriptedServer(toy_llm) as server:
+        config = llm_config(server, tmp_path)
+        first = Memory(tmp_path / "a.duckdb", config).index(small_docs)
+        second = Memory(tmp_path / "b.duckdb", config).index(small_docs)  # a fresh store: all replies cached
+        unrelated = Memory(tmp_path / "c.duckdb", config.replace(synonym_threshold=0.9)).index(small_docs)
+    assert first.llm_calls == 6 and len(server.requests) == 6
+    assert (second.llm_calls, second.cache_hits, second.tokens_in) == (0, 6, 0)
+    assert (unrelated.llm_calls, unrelated.cache_hits) == (0, 6)
+
+
+def test_the_cache_lives_beside_the_store_by_default(tmp_path, small_docs):
+    with ScriptedServer(toy_llm) as server:
+        config = llm_config(server, tmp_path).replace(llm_cache_dir=None)
+        Memory(tmp_path / "m.duckdb", config).index(small_docs)
+        Memory(tmp_path / "m.duckdb", config.replace(synonym_top_k=5)).index(small_docs)  # indexes again: cached
+    assert (tmp_path / "m.duckdb.llm-cache").is_dir()
+    assert len(server.requests) == 6
+
+
+def test_invalid_replies_are_retried_once_then_the_passage_falls_back_to_spacy(tmp_path, store_tools):
+    wrong_shape, empty, truncated = Reply('{"entity": 3}'), Reply(""), Reply('{"entities": ["Ada Marsh", "Kettleby"')
+    doc = {"id": "ada", "title": "Ada Marsh", "text": ADA.text}
+    with ScriptedServer(replies(wrong_shape, empty)) as server:  # NER fails twice: spaCy
+        fell_back = Memory(tmp_path / "a.duckdb", llm_config(server, tmp_path)).index([doc])
+    assert (fell_back.llm_calls, fell_back.invalid_replies, fell_back.fallbacks) == (2, 2, 1)
+    assert server.requests[1]["messages"][-1]["content"].startswith("Your reply was not what was asked for")
+    spacy_triples = store_tools.sql(tmp_path / "a.duckdb", "SELECT predicate FROM triples")
+    assert spacy_triples and ("mentions",) not in spacy_triples, "spaCy's triples, not the toy LLM's"
+
+    with ScriptedServer(replies(truncated, Reply(None))) as server:  # NER repaired; triples empty, then fine
+        repaired = Memory(tmp_path / "b.duckdb", llm_config(server, tmp_path / "b")).index([doc])
+    assert (repaired.llm_calls, repaired.invalid_replies, repaired.fallbacks) == (3, 1, 0)
+    assert store_tools.sql(tmp_path / "b.duckdb", "SELECT DISTINCT predicate FROM triples") == [("mentions",)]
+
+
+def test_sharded_runs_report_the_same_llm_usage(tmp_path, small_docs, store_tools):
+    with ScriptedServer(toy_llm) as server:
+        in_process = Memory(tmp_path / "a.duckdb", llm_config(server, tmp_path / "a")).index(small_docs)
+        sharded = Memory(tmp_path / "b.duckdb", llm_config(server, tmp_path / "b")).index(
+            small_docs, work_dir=tmp_path / "work", shard_size=2)
+    assert sharded.to_dict() | {"seconds": {}} == in_process.to_dict() | {"seconds": {}}
+    store_tools.assert_same(tmp_path / "b.duckdb", tmp_path / "a.duckdb")
+
+
+def test_a_server_killed_mid_run_leaves_a_complete_run_on_the_fallback(tmp_path, small_docs, demo_corpus, store_tools):
+    db = tmp_path / "m.duckdb"
+    with ScriptedServer(toy_llm) as server:
+        Memory(db, llm_config(server, tmp_path)).index(small_docs)
+        published = store_tools.sql(db, "SELECT * FROM triples ORDER BY ALL")
+    with ScriptedServer(toy_llm, stop_after=20) as server:  # dies after 20 requests (about 10 passages)
+        start = time.monotonic()
+        report = Memory(db, llm_config(server, tmp_path, llm_max_retries=1)).index_paths([demo_corpus])
+        elapsed = time.monotonic() - start
+    assert report.indexed == 42 and report.unchanged == 0
+    assert 0 < report.fallbacks < 42 and report.llm_calls >= 20
+    assert elapsed < 120, "a dead server is left alone after a few failures, not retried per passage"
+    counts = store_tools.counts(db, LLM_STORE_TABLES)
+    assert counts["documents"] == 45
+    assert set(published) <= set(store_tools.sql(db, "SELECT * FROM triples ORDER BY ALL")), "nothing published was lost"
+    passages_without_triples = store_tools.sql(
+        db, "SELECT count(*) FROM passages WHERE passage_id NOT IN (SELECT passage_id FROM triples)")[0][0]
+    assert passages_without_triples == 0
+
+
+# ---- queries: the recognition filter and answers -------------------------------------------------------
+
+
+def test_the_llm_recognition_filter_seeds_the_kept_fact_and_falls_back_on_nonsense(small_store, tmp_path):
+    question = "Where was the designer of the Veloria Bridge born?"
+    entity = Memory(small_store).retrieve(question)
+    every_linked = Memory(small_store, Config(recognition_filter="none")).retrieve(question).facts
+    with ScriptedServer(toy_llm) as server:  # keeps fact 1, the closest
+        config = llm_config(server, tmp_path).replace(extractor="spacy", recognition_filter="llm")
+        kept = Memory(small_store, config).retrieve(question)
+    assert len(every_linked) > 1 and kept.facts == every_linked[:1]
+    assert len(server.requests) == 1
+    linked = server.requests[0]["messages"][1]["content"]
+    assert linked.startswith(f"Question: {question}") and "1. (" in linked
+    with ScriptedServer(lambda request, number: Reply("I think fact 12 and a new one.")) as server:
+        config = llm_config(server, tmp_path / "other").replace(extractor="spacy", recognition_filter="llm")
+        nonsense = Memory(small_store, config).retrieve(question)
+    assert len(server.requests) == 2, "asked once more, then fell back"
+    assert nonsense.to_dict() == entity.to_dict(), "the default filter's result"
+
+
+def test_answer_cites_only_passages_it_was_given(small_store, tmp_path):
+    def cites_too_much(request: dict, number: int) -> Reply:
+        return Reply(json.dumps({"answer": "Kettleby", "citations": ["ada", "gazette", "not-a-doc"]}))
+
+    with ScriptedServer(cites_too_much) as server:
+        config = llm_config(server, tmp_path).replace(extractor="spacy")
+        result = Memory(small_store, config).answer("Where was Ada Marsh born?", mode="bm25", top_k=1)
+    assert [p.doc_id for p in result.passages] == ["ada"]
+    assert (result.answer, result.citations, result.note) == ("Kettleby", ["ada"], "")
+    assert "[ada] Ada Marsh" in server.requests[0]["messages"][1]["content"]
+
+
+def test_cli_answer_json_with_an_llm(cli, small_store, tmp_path):
+    with ScriptedServer(toy_llm) as server:
+        config = json.dumps({"llm_base_url": server.base_url, "llm_model": "scripted"})
+        code, out, err = cli("answer", "Where was Ada Marsh born?", "--db", small_store, "--config", config,
+                             "--mode", "dense", "--top-k", "2", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert set(result) == {"question", "answer", "citations", "passages", "mode"}
+    assert result["answer"] == "Kettleby" and result["mode"] == "dense"
+    assert result["citations"] == [result["passages"][0]["doc_id"]]
+
+
+def test_cli_answer_without_an_llm_says_so_and_prints_the_evidence(cli, small_store):
+    code, out, err = cli("answer", "Where was Ada Marsh born?", "--db", small_store, "--mode", "bm25")
+    assert code == 0
+    assert "answering needs an LLM: set llm_base_url and llm_model" in err
+    assert "answer:" not in out and "ada" in out.splitlines()[3]
+    code, out, err = cli("answer", "Where was Ada Marsh born?", "--db", small_store, "--mode", "bm25", "--json")
+    result = json.loads(out)
+    assert result["answer"] is None and result["citations"] == [] and result["passages"]
+    assert result["note"].startswith("answering needs an LLM")
+
+
+def test_what_needs_an_llm_is_refused_without_one():
+    with pytest.raises(ValueError, match='extractor="llm" needs llm_base_url'):
+        Config(extractor="llm")
+    with pytest.raises(ValueError, match='recognition_filter="llm" needs llm_base_url'):
+        Config(recognition_filter="llm")
+    with pytest.raises(ValueError, match="llm_base_url needs llm_model"):
+        Config(llm_base_url="http://127.0.0.1:1/v1")
+
+
+NO_NETWORK_SCRIPT = """
+import socket, sys
+connections = []
+original = socket.socket.connect
+def connect(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        connections.append(address)
+    return original(self, address)
+socket.socket.connect = connect
+from hippograph import Memory
+memory = Memory(sys.argv[1])
+memory.index([{"id": "ada", "title": "Ada Marsh", "text": "Ada Marsh designed the Veloria Bridge in Kettleby."}])
+for mode in ("bm25", "dense", "hipporag"):
+    result = memory.answer("Who designed the Veloria Bridge?", mode=mode)
+    assert result.answer is None and result.passages[0].doc_id == "ada", result
+print("connections", connections, "openai imported", "openai" in sys.modules)
+"""
+
+
+def test_no_network_call_of_any_kind_without_llm_base_url(tmp_path):
+    env = {"HF_HUB_OFFLINE": "0", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(NO_NETWORK_SCRIPT), str(tmp_path / "m.duckdb")],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "connections [] openai imported False"
