@@ -4,6 +4,7 @@ indexing would, in one transaction, once; bad lines are refused with their file 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,3 +216,79 @@ def test_cli_import_triples_error(cli, store, tmp_path):
     code, out, err = cli("import-triples", path, "--db", store)
     assert (code, out) == (1, "")
     assert err.strip() == f"hippograph: error: {path}:2: no document 'nope' in the store; index it first"
+
+
+# ---- lenient mode and HippoRAG's OpenIE results ---------------------------------------------------------
+
+MUSIQUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "musique-dev"
+
+
+def test_lenient_mode_imports_the_good_records_and_counts_the_bad_by_reason(store, tmp_path, store_tools):
+    unreadable = ("malformed json", "not an object")  # lines that are no record at all: refused even when lenient
+    records = [GOOD] + [line for case, (line, _) in BAD_LINES.items() if case not in unreadable] + [BAD_LINES["self loop"][0]]
+    path = write_jsonl(tmp_path / "t.jsonl", records)
+    report = Memory(store).import_triples(path, lenient=True)
+    assert (report.triples, report.imported) == (len(records), 1)
+    assert report.invalid == {
+        "document not in the store": 1, "missing field": 1, "empty subject": 1, "empty predicate": 1,
+        "empty object": 1, "bad doc_id": 1, "subject names nothing": 1, "self-loop": 2,
+    }
+    assert imported_rows(store_tools, store) == [EXPECTED_ROWS[0]]
+    assert Memory(store).import_triples([TRIPLES[0], ["a list"]], lenient=True).invalid == {"not an object": 1}
+
+
+def test_lenient_mode_still_refuses_a_malformed_jsonl_file(store, tmp_path):
+    with pytest.raises(InputError, match="t.jsonl:2: malformed JSON"):  # the file itself is broken
+        Memory(store).import_triples(write_jsonl(tmp_path / "t.jsonl", [GOOD, BAD_LINES["malformed json"][0]]), lenient=True)
+
+
+def openie_file(path, docs) -> Path:
+    path.write_text(json.dumps({"docs": docs, "avg_ent_chars": float("nan")}), encoding="utf-8")
+    return path
+
+
+def test_hipporag_openie_results_are_matched_to_documents_by_title_and_text(store, tmp_path, small_docs, store_tools):
+    ada, gazette = small_docs[0], small_docs[2]
+    docs = [
+        {"title": ada["title"], "text": ada["text"], "extracted_triples": [
+            ["Ada Marsh", "trained in", "Kettleby"], ["Ada Marsh", "is", "ada marsh"], ["Ada Marsh", "designed"],
+            ["Ada Marsh", "worked with", "."]]},
+        {"title": gazette["title"], "text": gazette["text"], "extracted_triples": [
+            ["Kettleby Gazette", "edited by", "Tobias Wren"], ["Tobias", "founded", "Gazette", "in 1880"]]},
+        {"title": "Elsewhere", "text": "Not in the store.", "extracted_triples": [["Elsewhere", "is", "nowhere"]]},
+    ]
+    path = openie_file(tmp_path / "openie_results_ner_test.json", docs)
+    with pytest.raises(InputError, match=r"openie_results_ner_test.json: docs\[0\].extracted_triples\[1\]: .*same phrase"):
+        Memory(store).import_triples(path)
+    report = Memory(store).import_triples(path, lenient=True)
+    assert (report.triples, report.imported) == (7, 2)
+    assert report.invalid == {"self-loop": 1, "not three parts": 2, "object names nothing": 1, "passage not in the store": 1}
+    assert sorted(imported_rows(store_tools, store)) == [
+        ("ada#0", -1, "ada marsh", "trained in", "kettleby"), ("gazette#0", -1, "kettleby gazette", "edited by", "tobias wren")]
+
+
+@pytest.mark.skipif(not MUSIQUE.is_dir(), reason="needs ../shared/data/musique-dev beside the checkout")
+def test_hipporags_own_openie_file_for_musique_imports_leniently(tmp_path, store_tools):
+    """The real file, against the first 300 musique passages (all 1,890 take minutes to embed: the
+    benchmark imports them all); the triples of the other passages count as not in the store."""
+    lines = (MUSIQUE / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:300]
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", lines)
+    db = tmp_path / "musique.duckdb"
+    memory = Memory(db, Config(build_graph=False))
+    memory.index_paths([corpus])
+    source = MUSIQUE / "openie-gpt-3.5-turbo-1106.json"
+    with pytest.raises(InputError, match=r"openie-gpt-3.5-turbo-1106.json: docs\[\d+\].extracted_triples\[\d+\]: "):
+        memory.import_triples(source)
+    assert store_tools.counts(db, ("triples",))["triples"] == 0, "strict: nothing written"
+    docs = json.loads(source.read_text(encoding="utf-8"))["docs"]
+    stored = {(r["title"], r["text"]) for r in map(json.loads, lines)}
+    triples = [(t, (doc["title"], doc["text"]) in stored) for doc in docs for t in doc["extracted_triples"]]
+    report = memory.import_triples(source, lenient=True)
+    print(json.dumps(report.to_dict()))
+    assert report.triples == len(triples)
+    assert report.invalid["not three parts"] == sum(len(t) != 3 for t, _ in triples)
+    # Records are validated before they are matched: an invalid one counts under its own reason.
+    assert 0 < report.invalid["passage not in the store"] <= sum(len(t) == 3 and not known for t, known in triples)
+    assert report.invalid["self-loop"] >= 1 and report.imported > 1000
+    assert report.imported + report.skipped + sum(report.invalid.values()) == len(triples)
+    assert store_tools.counts(db, ("triples",))["triples"] == report.imported
