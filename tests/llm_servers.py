@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -21,6 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from hippograph.answers import ANSWER_SYSTEM, RECOGNITION_SYSTEM
+from hippograph.pipeline.llm_extract import NER_SYSTEM, TRIPLE_SYSTEM
 
 
 @dataclass
@@ -114,6 +118,25 @@ def last_user_message(request: dict) -> str:
     """The last user message that is not a request to answer again (the question, or the passage)."""
     users = [m["content"] for m in request.get("messages", []) if m["role"] == "user"]
     return [u for u in users if not u.startswith("Your reply was not what was asked for")][-1]
+
+
+def toy_llm(request: dict, number: int) -> Reply:
+    """A well-behaved LLM: capitalised words are entities, the title "mentions" each of them; the
+    recognition filter keeps fact 1; answers cite the first passage."""
+    system, user = system_prompt(request), last_user_message(request)
+    if system == NER_SYSTEM:
+        words = list(dict.fromkeys(re.findall(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*", user)))
+        return Reply(json.dumps({"entities": words}))
+    if system == TRIPLE_SYSTEM:
+        passage, entities = user.split("\n\nEntities: ")
+        title = passage.removeprefix("Passage:\n").split("\n")[0]
+        return Reply(json.dumps({"triples": [[title, "mentions", e] for e in json.loads(entities) if e != title]}))
+    if system == RECOGNITION_SYSTEM:
+        return Reply('{"facts": [1]}')
+    if system == ANSWER_SYSTEM:
+        first = re.search(r"^\[([^\]]+)\]", user.split("Passages:\n\n")[1], re.M).group(1)
+        return Reply(json.dumps({"answer": "Kettleby", "citations": [first]}))
+    raise AssertionError(f"unexpected prompt: {system[:80]}")
 
 
 # ---- the real server ------------------------------------------------------------------------------------

@@ -158,3 +158,26 @@ def test_the_dag_runs_an_extractor_registered_by_a_plugin(airflow_env, repo_root
     reference = tmp_path / "reference.duckdb"
     index_documents(reference, read_documents([source]), Config(extractor="toy"))
     store_tools.assert_same(db, reference)
+
+
+def test_the_dag_runs_the_llm_extractor_and_shares_its_cache(airflow_env, repo_root, small_docs, tmp_path, store_tools):
+    """extractor="llm" against a scripted server: the DAG's stage tasks extract with it, and the cache they
+    filled beside the store serves an in-process run without a single request."""
+    from llm_servers import ScriptedServer, toy_llm
+
+    source, db = tmp_path / "drop", tmp_path / "store.duckdb"
+    source.mkdir()
+    (source / "small.jsonl").write_text("".join(json.dumps(d) + "\n" for d in small_docs), encoding="utf-8")
+    with ScriptedServer(toy_llm) as server:
+        options = {"extractor": "llm", "llm_base_url": server.base_url, "llm_model": "scripted"}
+        conf = {"source": str(source), "db": str(db), "work_dir": "", "shard_size": 2, "config": options,
+                "delete_missing": False}
+        run = airflow(airflow_env, repo_root, conf)
+        assert run["state"] == "success", run
+        assert len(server.requests) == 6, "two requests per passage"
+        assert store_tools.sql(db, "SELECT DISTINCT predicate FROM triples") == [("mentions",)]
+        config = Config(**options, llm_cache_dir=str(db) + ".llm-cache")
+        reference = tmp_path / "reference.duckdb"
+        report = index_documents(reference, read_documents([source]), config)
+        assert (report.llm_calls, report.cache_hits) == (0, 6) and len(server.requests) == 6
+    store_tools.assert_same(db, reference)

@@ -5,7 +5,6 @@ network call of any kind without `llm_base_url`. The real server's tests are in 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import textwrap
@@ -14,11 +13,11 @@ import time
 import pytest
 
 from hippograph import Config, Memory
-from hippograph.answers import ANSWER_SYSTEM, RECOGNITION_SYSTEM, parse_answer, parse_kept_facts
+from hippograph.answers import parse_answer, parse_kept_facts
 from hippograph.llm import LLMUnavailable, llm_client
-from hippograph.pipeline.llm_extract import NER_SYSTEM, TRIPLE_SYSTEM, parse_entities, parse_triples
+from hippograph.pipeline.llm_extract import parse_entities, parse_triples
 from hippograph.types import Passage
-from llm_servers import Reply, ScriptedServer, last_user_message, system_prompt
+from llm_servers import Reply, ScriptedServer, toy_llm
 
 ADA = Passage("ada#0", "ada", 0, "Ada Marsh", "Ada Marsh was an engineer born in Kettleby. She designed the Veloria Bridge.")
 LLM_STORE_TABLES = ("documents", "passages", "triples", "passage_phrases", "facts", "phrases")
@@ -27,25 +26,6 @@ LLM_STORE_TABLES = ("documents", "passages", "triples", "passage_phrases", "fact
 def llm_config(server: ScriptedServer, tmp_path, **options) -> Config:
     return Config(extractor="llm", llm_base_url=server.base_url, llm_model="scripted",
                   llm_cache_dir=str(tmp_path / "llm-cache"), **{"llm_max_retries": 2, **options})
-
-
-def toy_llm(request: dict, number: int) -> Reply:
-    """A well-behaved LLM: capitalised words are entities, the title "mentions" each of them; the
-    recognition filter keeps fact 1; answers cite the first passage."""
-    system, user = system_prompt(request), last_user_message(request)
-    if system == NER_SYSTEM:
-        words = list(dict.fromkeys(re.findall(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*", user)))
-        return Reply(json.dumps({"entities": words}))
-    if system == TRIPLE_SYSTEM:
-        passage, entities = user.split("\n\nEntities: ")
-        title = passage.removeprefix("Passage:\n").split("\n")[0]
-        return Reply(json.dumps({"triples": [[title, "mentions", e] for e in json.loads(entities) if e != title]}))
-    if system == RECOGNITION_SYSTEM:
-        return Reply('{"facts": [1]}')
-    if system == ANSWER_SYSTEM:
-        first = re.search(r"^\[([^\]]+)\]", user.split("Passages:\n\n")[1], re.M).group(1)
-        return Reply(json.dumps({"answer": "Kettleby", "citations": [first]}))
-    raise AssertionError(f"unexpected prompt: {system[:80]}")
 
 
 def replies(*scripted: Reply, then: Reply | None = None):
