@@ -38,6 +38,7 @@ ALL_TABLES = ("documents",) + DERIVED_TABLES
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: builds a wheel or does other slow work (deselect with -m 'not slow')")
+    config.addinivalue_line("markers", "llm_server: needs a real LLM server (make test-llm; `make test` deselects them)")
 
 
 # ---- paths ----------------------------------------------------------------------------------------------

