@@ -9,12 +9,11 @@ whole corpus again, and reports both runs stage by stage. Writes benchmarks/resu
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
-from bench_index import DATA, machine, peak_rss_mb
+from bench_index import DATA, machine, peak_rss_mb, write_results
 
 from hippograph import Config
 from hippograph.pipeline.shards import DEFAULT_SHARD_SIZE, index_in_shards
@@ -49,10 +48,7 @@ def main() -> None:
         "second_vs_first": round(second["total_seconds"] / first["total_seconds"], 3),
         "store_mb": store_mb, "peak_rss_mb": peak_rss_mb(), "machine": machine(),
     }
-    args.out.mkdir(exist_ok=True)
-    (args.out / "incremental_2wiki.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "incremental_2wiki.md").write_text(render(result))
-    print(render(result))
+    write_results(args.out, "incremental_2wiki", result, render(result))
 
 
 def render(r: dict) -> str:

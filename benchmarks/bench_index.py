@@ -118,11 +118,15 @@ def main() -> None:
         "peak_rss_mb": peak_rss_mb(), "store_mb": store_mb,
         "query_latency": latency, "hipporag_split": split, "queries": len(questions), "machine": machine(),
     }
-    name = "index_2wiki_nograph" if args.no_graph else "index_2wiki"
-    args.out.mkdir(exist_ok=True)
-    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / f"{name}.md").write_text(render(result))
-    print(render(result))
+    write_results(args.out, "index_2wiki_nograph" if args.no_graph else "index_2wiki", result, render(result))
+
+
+def write_results(folder: Path, name: str, result: dict, table: str) -> None:
+    """`result` as <folder>/<name>.json and its `table` as <name>.md; the table is printed too."""
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (folder / f"{name}.md").write_text(table)
+    print(table)
 
 
 def render(r: dict) -> str:

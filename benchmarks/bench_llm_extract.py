@@ -18,14 +18,13 @@ Writes benchmarks/results/llm_extract_musique.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench_index import DATA, machine
+from bench_index import DATA, machine, write_results
 
 from hippograph import Config, Memory, PassageFacts, register_extractor
 from hippograph.evaluate import evaluate, load_questions
@@ -94,10 +93,10 @@ def main() -> None:
             "supporting_passages_among_them": len({i for q in questions for i in q.supporting_ids} & chosen_ids),
             "extract_seconds": report.seconds.get("extract"), "index_seconds": round(wall, 1),
             "passages_per_second": round(report.passages / report.seconds["extract"], 3),
-            "replies": report.llm_calls + report.cache_hits, "invalid_replies": report.invalid_replies,
-            "invalid_share": round(report.invalid_replies / max(report.llm_calls + report.cache_hits, 1), 3),
-            "fallbacks": report.fallbacks, "fallback_share": round(report.fallbacks / max(report.passages, 1), 3),
-            "triples": report.triples, **{k: getattr(report, k) for k in ("llm_calls", "cache_hits", "tokens_in", "tokens_out")},
+            "replies": report.llm.llm_calls + report.llm.cache_hits, "invalid_replies": report.llm.invalid_replies,
+            "invalid_share": round(report.llm.invalid_replies / max(report.llm.llm_calls + report.llm.cache_hits, 1), 3),
+            "fallbacks": report.llm.fallbacks, "fallback_share": round(report.llm.fallbacks / max(report.passages, 1), 3),
+            "triples": report.triples, **{k: getattr(report.llm, k) for k in ("llm_calls", "cache_hits", "tokens_in", "tokens_out")},
         }
 
         added = scratch / "added.duckdb"
@@ -118,10 +117,7 @@ def main() -> None:
         "imports": {"added": added_import.to_dict(), "instead": instead_import.to_dict()},
         "questions": len(questions), "corpus_passages": len(documents), "machine": machine(),
     }
-    args.out.mkdir(exist_ok=True)
-    (args.out / "llm_extract_musique.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "llm_extract_musique.md").write_text(render(result))
-    print(render(result))
+    write_results(args.out, "llm_extract_musique", result, render(result))
 
 
 def render(r: dict) -> str:

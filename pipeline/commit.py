@@ -62,7 +62,7 @@ def commit(
     report = report or IndexReport(documents=len(output.documents))
     timer = StageTimer(report)
     for passage_facts in output.facts:  # spent whether or not the documents are still to be written
-        report.add_usage(passage_facts.usage)
+        report.llm += passage_facts.usage
     with writer_lock(db_path):
         with timer("read_store"):
             state = StoreState.read(db_path)

@@ -9,7 +9,7 @@ import pytest
 
 REPORT_KEYS = {
     "documents", "indexed", "unchanged", "passages", "triples", "new_phrases", "new_facts", "synonym_edges", "deleted",
-    "llm_calls", "cache_hits", "invalid_replies", "fallbacks", "tokens_in", "tokens_out", "seconds",
+    "llm", "seconds",
 }
 PASSAGE_KEYS = {"doc_id", "passage_id", "title", "text", "score"}
 STATS_KEYS = {
@@ -58,7 +58,8 @@ def test_index_json_report(cli, docs_dir, tmp_path):
     assert set(report) == REPORT_KEYS
     assert (report["documents"], report["indexed"], report["unchanged"], report["passages"]) == (2, 2, 0, 2)
     assert report["triples"] > 0 and report["new_phrases"] > 0
-    assert report["llm_calls"] == report["cache_hits"] == report["fallbacks"] == 0, "spaCy needs no LLM"
+    assert report["llm"] == {"llm_calls": 0, "cache_hits": 0, "invalid_replies": 0, "fallbacks": 0, "tokens_in": 0,
+                             "tokens_out": 0}, "spaCy needs no LLM"
     assert all(isinstance(v, float) and v >= 0 for v in report["seconds"].values())
     docs = {p["doc_id"] for p in json.loads(cli("query", "Kettleby", "--db", db, "--mode", "bm25", "--json")[1])["passages"]}
     assert docs == {"ada.md", "towns/kettleby.txt"}

@@ -179,5 +179,5 @@ def test_the_dag_runs_the_llm_extractor_and_shares_its_cache(airflow_env, repo_r
         config = Config(**options, llm_cache_dir=str(db) + ".llm-cache")
         reference = tmp_path / "reference.duckdb"
         report = index_documents(reference, read_documents([source]), config)
-        assert (report.llm_calls, report.cache_hits) == (0, 6) and len(server.requests) == 6
+        assert (report.llm.llm_calls, report.llm.cache_hits) == (0, 6) and len(server.requests) == 6
     store_tools.assert_same(db, reference)

@@ -128,8 +128,8 @@ def test_indexing_with_the_llm_extractor_reports_what_it_cost(tmp_path, small_do
     with ScriptedServer(toy_llm) as server:
         report = Memory(tmp_path / "m.duckdb", llm_config(server, tmp_path)).index(small_docs)
     assert report.indexed == 3 and report.triples > 0
-    assert (report.llm_calls, report.cache_hits, report.invalid_replies, report.fallbacks) == (6, 0, 0, 0)
-    assert (report.tokens_in, report.tokens_out) == (60, 30)
+    assert (report.llm.llm_calls, report.llm.cache_hits, report.llm.invalid_replies, report.llm.fallbacks) == (6, 0, 0, 0)
+    assert (report.llm.tokens_in, report.llm.tokens_out) == (60, 30)
     triples = store_tools.sql(tmp_path / "m.duckdb", "SELECT subject, predicate, object FROM triples")
     assert ("kettleby gazette", "mentions", "tobias wren") in triples
     assert {p for (p,) in store_tools.sql(tmp_path / "m.duckdb", "SELECT DISTINCT predicate FROM triples")} == {"mentions"}
@@ -141,9 +141,9 @@ def test_a_second_run_over_the_same_cache_makes_no_call(tmp_path, small_docs):
         first = Memory(tmp_path / "a.duckdb", config).index(small_docs)
         second = Memory(tmp_path / "b.duckdb", config).index(small_docs)  # a fresh store: all replies cached
         unrelated = Memory(tmp_path / "c.duckdb", config.replace(synonym_threshold=0.9)).index(small_docs)
-    assert first.llm_calls == 6 and len(server.requests) == 6
-    assert (second.llm_calls, second.cache_hits, second.tokens_in) == (0, 6, 0)
-    assert (unrelated.llm_calls, unrelated.cache_hits) == (0, 6)
+    assert first.llm.llm_calls == 6 and len(server.requests) == 6
+    assert (second.llm.llm_calls, second.llm.cache_hits, second.llm.tokens_in) == (0, 6, 0)
+    assert (unrelated.llm.llm_calls, unrelated.llm.cache_hits) == (0, 6)
 
 
 def test_the_cache_lives_beside_the_store_by_default(tmp_path, small_docs):
@@ -160,14 +160,14 @@ def test_invalid_replies_are_retried_once_then_the_passage_falls_back_to_spacy(t
     doc = {"id": "ada", "title": "Ada Marsh", "text": ADA.text}
     with ScriptedServer(replies(wrong_shape, empty)) as server:  # NER fails twice: spaCy
         fell_back = Memory(tmp_path / "a.duckdb", llm_config(server, tmp_path)).index([doc])
-    assert (fell_back.llm_calls, fell_back.invalid_replies, fell_back.fallbacks) == (2, 2, 1)
+    assert (fell_back.llm.llm_calls, fell_back.llm.invalid_replies, fell_back.llm.fallbacks) == (2, 2, 1)
     assert server.requests[1]["messages"][-1]["content"].startswith("Your reply was not what was asked for")
     spacy_triples = store_tools.sql(tmp_path / "a.duckdb", "SELECT predicate FROM triples")
     assert spacy_triples and ("mentions",) not in spacy_triples, "spaCy's triples, not the toy LLM's"
 
     with ScriptedServer(replies(truncated, Reply(None))) as server:  # NER repaired; triples empty, then fine
         repaired = Memory(tmp_path / "b.duckdb", llm_config(server, tmp_path / "b")).index([doc])
-    assert (repaired.llm_calls, repaired.invalid_replies, repaired.fallbacks) == (3, 1, 0)
+    assert (repaired.llm.llm_calls, repaired.llm.invalid_replies, repaired.llm.fallbacks) == (3, 1, 0)
     assert store_tools.sql(tmp_path / "b.duckdb", "SELECT DISTINCT predicate FROM triples") == [("mentions",)]
 
 
@@ -190,7 +190,7 @@ def test_a_server_killed_mid_run_leaves_a_complete_run_on_the_fallback(tmp_path,
         report = Memory(db, llm_config(server, tmp_path, llm_max_retries=1)).index_paths([demo_corpus])
         elapsed = time.monotonic() - start
     assert report.indexed == 42 and report.unchanged == 0
-    assert 0 < report.fallbacks < 42 and report.llm_calls >= 20
+    assert 0 < report.llm.fallbacks < 42 and report.llm.llm_calls >= 20
     assert elapsed < 120, "a dead server is left alone after a few failures, not retried per passage"
     counts = store_tools.counts(db, LLM_STORE_TABLES)
     assert counts["documents"] == 45

@@ -40,19 +40,19 @@ def test_the_demo_corpus_indexes_with_the_llm_extractor_and_the_second_run_calls
     first = Memory(tmp_path / "first.duckdb", config).index_paths([demo_corpus])
     print("first run:", json.dumps(first.to_dict()))
     assert first.indexed == 42 and first.triples > 0
-    assert first.llm_calls >= 84, "at least NER and triples for each of 42 passages"
-    assert first.cache_hits == 0 and first.tokens_in > 0 and first.tokens_out > 0
-    assert 0 <= first.fallbacks <= 42 and first.invalid_replies >= first.fallbacks
-    assert first.fallbacks < 42, "the model got some passages right"
+    assert first.llm.llm_calls >= 84, "at least NER and triples for each of 42 passages"
+    assert first.llm.cache_hits == 0 and first.llm.tokens_in > 0 and first.llm.tokens_out > 0
+    assert 0 <= first.llm.fallbacks <= 42 and first.llm.invalid_replies >= first.llm.fallbacks
+    assert first.llm.fallbacks < 42, "the model got some passages right"
     # Every passage is in the graph, by the LLM or by spaCy.
     assert store_tools.sql(tmp_path / "first.duckdb",
                            "SELECT count(*) FROM passages WHERE passage_id NOT IN (SELECT passage_id FROM triples)") == [(0,)]
 
     second = Memory(tmp_path / "second.duckdb", config).index_paths([demo_corpus])
     print("second run:", json.dumps(second.to_dict()))
-    assert (second.llm_calls, second.tokens_in, second.tokens_out) == (0, 0, 0)
-    assert second.cache_hits == first.llm_calls
-    assert (second.invalid_replies, second.fallbacks, second.triples) == (first.invalid_replies, first.fallbacks, first.triples)
+    assert (second.llm.llm_calls, second.llm.tokens_in, second.llm.tokens_out) == (0, 0, 0)
+    assert second.llm.cache_hits == first.llm.llm_calls
+    assert (second.llm.invalid_replies, second.llm.fallbacks, second.triples) == (first.llm.invalid_replies, first.llm.fallbacks, first.triples)
     store_tools.assert_same(tmp_path / "second.duckdb", tmp_path / "first.duckdb")
 
 

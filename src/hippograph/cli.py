@@ -163,10 +163,11 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _llm_summary(report: IndexReport) -> str:
-    if not (report.llm_calls or report.cache_hits or report.fallbacks):
+    usage = report.llm
+    if not (usage.llm_calls or usage.cache_hits or usage.fallbacks):
         return ""
-    return (f"\nLLM: {report.llm_calls} calls, {report.cache_hits} cache hits, {report.invalid_replies} invalid replies, "
-            f"{report.fallbacks} passages fell back to spaCy, {report.tokens_in} tokens in, {report.tokens_out} out")
+    return (f"\nLLM: {usage.llm_calls} calls, {usage.cache_hits} cache hits, {usage.invalid_replies} invalid replies, "
+            f"{usage.fallbacks} passages fell back to spaCy, {usage.tokens_in} tokens in, {usage.tokens_out} out")
 
 
 def _query(args: argparse.Namespace) -> int:

@@ -190,21 +190,11 @@ class IndexReport:
     new_facts: int = 0
     synonym_edges: int = 0
     deleted: int = 0  # documents removed because their source no longer has them
-    # The LLM extractor's spending (see `LLMUsage`); zero for the spaCy extractor.
-    llm_calls: int = 0
-    cache_hits: int = 0
-    invalid_replies: int = 0
-    fallbacks: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
+    llm: LLMUsage = LLMUsage()  # what the LLM extractor spent; zero for the spaCy extractor
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def add_usage(self, usage: LLMUsage) -> None:
-        for name, value in usage.to_dict().items():
-            setattr(self, name, getattr(self, name) + value)
-
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "llm": self.llm.to_dict()}
 
 
 @dataclass
