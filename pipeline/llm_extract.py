@@ -11,8 +11,10 @@ along in `PassageFacts.usage`, which the commit step adds up into the index repo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from hippograph.config import Config
@@ -96,7 +98,7 @@ def parse_triples(content: str, passage: Passage) -> list[tuple[str, str, str]]:
     with subject, relation or predicate, object. Triples that are invalid or about nothing in the passage
     are left out; a reply with none left is invalid."""
     items = _the_list(parse_json(content), "triples")
-    text = " ".join(normalize_phrase(passage.embedding_text).split())
+    text = " ".join(passage.embedding_text.lower().split())  # phrases are lower case, single-spaced
     triples: dict[tuple[str, str, str], None] = {}
     for item in items:
         if isinstance(item, dict):
@@ -107,12 +109,16 @@ def parse_triples(content: str, passage: Passage) -> list[tuple[str, str, str]]:
             subject, predicate, obj = normalised_triple(*item)
         except InvalidTriple:
             continue
-        if subject in text or obj in text:
+        if _mentions(text, subject) or _mentions(text, obj):
             triples[(subject, predicate, obj)] = None
     if not triples:
         raise InvalidReply('it held no [subject, relation, object] triple of three different non-empty strings '
                            "about the passage")
     return list(triples)
+
+
+def _mentions(text: str, phrase: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None
 
 
 def _the_list(value: Any, key: str) -> list:
@@ -166,11 +172,7 @@ def extract_with_llm(passages: Sequence[Passage], config: Config, progress: bool
     fallback = extract_facts([passages[i] for i in failed], load_spacy(config.spacy_model), config.extract_batch_size,
                              config.extract_processes) if failed else []
     by_spacy = dict(zip(failed, fallback))
-    return [_with_usage(facts or by_spacy[i], usage) for i, (facts, usage) in enumerate(results)]
-
-
-def _with_usage(facts: PassageFacts, usage: LLMUsage) -> PassageFacts:
-    return PassageFacts(facts.passage_id, facts.triples, facts.phrases, usage)
+    return [replace(facts or by_spacy[i], usage=usage) for i, (facts, usage) in enumerate(results)]
 
 
 def _load_fallback(config: Config) -> None:

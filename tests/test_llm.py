@@ -85,6 +85,13 @@ def test_a_server_refusing_json_mode_is_asked_for_plain_text(tmp_path):
     assert ["response_format" in r for r in server.requests] == [True, False]
 
 
+def test_a_thinking_models_reasoning_is_not_taken_for_its_reply(tmp_path):
+    thought = Reply('<think>The user wants {"entities": ["Wrong"]}...</think>\n{"entities": ["Ada Marsh"]}')
+    with ScriptedServer(replies(then=thought)) as server:
+        reply = llm_client(llm_config(server, tmp_path)).complete([{"role": "user", "content": "hi"}], "t-1")
+    assert reply.content == '{"entities": ["Ada Marsh"]}'
+
+
 # ---- reading replies ----------------------------------------------------------------------------------
 
 
@@ -93,7 +100,8 @@ def test_truncated_json_is_repaired_and_wrong_shapes_refused():
     assert parse_entities('```json\n["Ada Marsh"]\n```') == ["Ada Marsh"]
     assert parse_entities('<think>names...</think>{"names": ["Ada Marsh"]}') == ["Ada Marsh"]
     assert parse_triples('{"triples": [["Ada Marsh", "born in", "Kettleby"], ["Ada Marsh", "is", "ada marsh"], '
-                         '["Ada", "x"], ["Nowhere Town", "near", "Elsewhere"], {"subject": "She", "relation": '
+                         '["Ada", "x"], ["Nowhere Town", "near", "Elsewhere"], ["He", "built", "Nowhere"], '
+                         '{"subject": "She", "relation": '
                          '"designed", "object": "Veloria Bridge"}', ADA) == [
         ("ada marsh", "born in", "kettleby"), ("she", "designed", "veloria bridge")]
     for reply in ("", "   ", "I cannot help with that.", '{"entities": 3}', '{"a": [1], "b": [2]}', "[]"):
