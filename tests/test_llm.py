@@ -298,3 +298,30 @@ def test_no_network_call_of_any_kind_without_llm_base_url(tmp_path):
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "connections [] openai imported False"
+
+
+# ---- eval: answer metrics -----------------------------------------------------------------------------------
+
+
+def test_squad_normalisation_exact_match_and_token_f1():
+    from hippograph.evaluate import exact_match, normalize_answer, token_f1
+
+    assert normalize_answer("The  Kettleby-Gazette, Ltd.") == "kettlebygazette ltd"
+    assert exact_match("the Kettleby", ["Dunmere", "kettleby!"]) == 1.0
+    assert token_f1("Kettleby town", ["Kettleby"]) == pytest.approx(2 / 3)
+    assert token_f1("nothing alike", ["Kettleby"]) == 0.0 == token_f1("", ["Kettleby"])
+
+
+def test_eval_scores_the_llms_answers_when_one_is_configured(demo_store, demo_questions, tmp_path):
+    from hippograph.evaluate import evaluate, load_questions, normalize_answer
+
+    questions = load_questions(demo_questions)
+    with ScriptedServer(toy_llm) as server:  # answers "Kettleby" to everything
+        memory = Memory(demo_store, llm_config(server, tmp_path).replace(extractor="spacy"))
+        [result] = evaluate(memory, questions, ["bm25"], [2, 5], answer_top_k=3)
+    assert len(server.requests) == len(questions)
+    right = [q for q in questions if "kettleby" in map(normalize_answer, q.answers)]
+    assert 0 < len(right) < len(questions)
+    assert result.exact_match == pytest.approx(100 * len(right) / len(questions))
+    assert result.f1 >= result.exact_match
+    assert set(result.to_dict()) >= {"exact_match", "f1", "answer_recall@2", "answer_recall@5"}
