@@ -262,6 +262,8 @@ def test_load_config_reads_json_text_files_and_the_environment(tmp_path, monkeyp
     assert load_config(path) == Config(build_graph=False, chunk_max_tokens=128)
     monkeypatch.setenv("HIPPOGRAPH_CONFIG", '{"spacy_model": "en_core_web_trf"}')
     assert load_config() == Config(spacy_model="en_core_web_trf")
+    llm = {"llm_base_url": "http://127.0.0.1:8080/v1", "llm_model": "m", "llm_cache_dir": None, "extractor": "llm"}
+    assert load_config(llm) == Config(**llm)
 
 
 @pytest.mark.parametrize(
@@ -274,6 +276,11 @@ def test_load_config_reads_json_text_files_and_the_environment(tmp_path, monkeyp
         ('{"recognition_filter": "entities"}', "recognition_filter must be one of 'entity', 'entity_only'"),
         ("no-such-config.json", "cannot read config file no-such-config.json"),
         ('{"damping": ' + "[" * 5000 + "]" * 5000 + "}", "JSON nested too deeply"),
+        ('{"chunk_max_tokens": "64"}', 'chunk_max_tokens must be an integer or null, not "64"'),
+        ('{"llm_base_url": 8080}', "llm_base_url must be a string or null, not 8080"),
+        ('{"llm_api_key_env": null}', "llm_api_key_env must be a string, not null"),
+        ('{"recognition_filter": "llm"}', 'recognition_filter="llm" needs llm_base_url'),
+        ('{"llm_base_url": "http://127.0.0.1:8080/v1"}', "llm_base_url needs llm_model"),
     ],
     ids=lambda v: v[:40],
 )
