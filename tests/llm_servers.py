@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import re
 import socket
 import subprocess
@@ -166,7 +167,8 @@ class LlamaServer:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_file), "--host", "127.0.0.1",
-                        "--port", str(self.port), "--n_ctx", str(n_ctx), "--verbose", "False"]
+                        "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", str(os.cpu_count() or 1),
+                        "--verbose", "False"]
         self.start_timeout = start_timeout
         self.log = log
 

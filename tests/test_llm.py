@@ -96,17 +96,17 @@ def test_a_thinking_models_reasoning_is_not_taken_for_its_reply(tmp_path):
 
 
 def test_truncated_json_is_repaired_and_wrong_shapes_refused():
-    assert parse_entities('{"entities": ["Ada Marsh", "Kettleby"') == ["Ada Marsh", "Kettleby"]
-    assert parse_entities('```json\n["Ada Marsh"]\n```') == ["Ada Marsh"]
-    assert parse_entities('<think>names...</think>{"names": ["Ada Marsh"]}') == ["Ada Marsh"]
+    assert parse_entities('{"entities": ["Ada Marsh", "Kettleby"', ADA) == ["Ada Marsh", "Kettleby"]
+    assert parse_entities('```json\n["Ada Marsh", "Brenmoor", "Veloria Marsh"]\n```', ADA) == ["Ada Marsh"], "only the passage's"
+    assert parse_entities('{"names": ["Ada  marsh"]}', ADA) == ["Ada  marsh"]
     assert parse_triples('{"triples": [["Ada Marsh", "born in", "Kettleby"], ["Ada Marsh", "is", "ada marsh"], '
                          '["Ada", "x"], ["Nowhere Town", "near", "Elsewhere"], ["He", "built", "Nowhere"], '
                          '{"subject": "She", "relation": '
                          '"designed", "object": "Veloria Bridge"}', ADA) == [
         ("ada marsh", "born in", "kettleby"), ("she", "designed", "veloria bridge")]
-    for reply in ("", "   ", "I cannot help with that.", '{"entities": 3}', '{"a": [1], "b": [2]}', "[]"):
+    for reply in ("", "   ", "I cannot help with that.", '{"entities": 3}', '{"a": [1], "b": [2]}', "[]", '["Brenmoor"]'):
         with pytest.raises(ValueError):
-            parse_entities(reply)
+            parse_entities(reply, ADA)
     with pytest.raises(ValueError, match="no \\[subject, relation, object\\] triple"):
         parse_triples('{"entity": "Ada Marsh", "type": "person"}', ADA)
 
@@ -193,12 +193,13 @@ def test_a_server_killed_mid_run_leaves_a_complete_run_on_the_fallback(tmp_path,
     with ScriptedServer(toy_llm) as server:
         Memory(db, llm_config(server, tmp_path)).index(small_docs)
         published = store_tools.sql(db, "SELECT * FROM triples ORDER BY ALL")
-    with ScriptedServer(toy_llm, stop_after=20) as server:  # dies after 20 requests (about 10 passages)
+    # Dies after 52 requests: the 42 NER requests go first, then it answers 10 triple requests.
+    with ScriptedServer(toy_llm, stop_after=52) as server:
         start = time.monotonic()
         report = Memory(db, llm_config(server, tmp_path, llm_max_retries=1)).index_paths([demo_corpus])
         elapsed = time.monotonic() - start
     assert report.indexed == 42 and report.unchanged == 0
-    assert 0 < report.llm.fallbacks < 42 and report.llm.llm_calls >= 20
+    assert 0 < report.llm.fallbacks <= 32 and report.llm.llm_calls >= 52
     assert elapsed < 120, "a dead server is left alone after a few failures, not retried per passage"
     counts = store_tools.counts(db, LLM_STORE_TABLES)
     assert counts["documents"] == 45
