@@ -31,7 +31,9 @@ def llama_server(tmp_path_factory):
 
 
 def llm_options(server: LlamaServer, **options) -> Config:
-    return Config(llm_base_url=server.base_url, llm_model="smollm2-135m", llm_max_concurrency=2, **options)
+    # A long timeout: on a busy 2-core machine a prompt of three passages can take over a minute.
+    return Config(llm_base_url=server.base_url, llm_model="smollm2-135m", llm_max_concurrency=2, llm_timeout=600,
+                  **options)
 
 
 def test_the_demo_corpus_indexes_with_the_llm_extractor_and_the_second_run_calls_nothing(
