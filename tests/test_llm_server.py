@@ -31,9 +31,11 @@ def llama_server(tmp_path_factory):
 
 
 def llm_options(server: LlamaServer, **options) -> Config:
-    # A long timeout: on a busy 2-core machine a prompt of three passages can take over a minute.
+    # A long timeout: on a busy 2-core machine a prompt of three passages can take over a minute; and a
+    # short reply budget: JSON mode is grammar-constrained sampling, slow per token, and a 135M model that
+    # rambles would otherwise write 1,024 tokens.
     return Config(llm_base_url=server.base_url, llm_model="smollm2-135m", llm_max_concurrency=2, llm_timeout=600,
-                  **options)
+                  llm_max_tokens=256, **options)
 
 
 def test_the_demo_corpus_indexes_with_the_llm_extractor_and_the_second_run_calls_nothing(
