@@ -116,6 +116,8 @@ def test_an_answer_citing_a_passage_it_was_not_given_loses_that_citation():
     assert parse_answer('{"answer": "Kettleby", "citations": ["ada", "gazette", "[kettleby]", "ada"]}', given) == (
         "Kettleby", ["ada", "kettleby"])
     assert parse_answer("Kettleby, says ada (not adamant).", given) == ("Kettleby, says ada (not adamant).", ["ada"])
+    nested = '{"answer": {"name": "Tobias Wren", "date": "1902"}, "citation": ["kettleby", {"id": "ada"}]}'
+    assert parse_answer(nested, given) == ("Tobias Wren", ["kettleby"])
     with pytest.raises(ValueError):
         parse_answer('{"citations": ["ada"]}', given)
 

@@ -98,15 +98,25 @@ def parse_answer(content: str, given: Sequence[str]) -> tuple[str, list[str]]:
     """(answer, citations) of a reply. Citations to passages not given are dropped. A reply that is plain
     text rather than JSON is taken as the answer, citing the given ids it names."""
     value = parse_json(content)
-    if isinstance(value, dict) and isinstance(value.get("answer"), (str, int, float)) and str(value["answer"]).strip():
-        cited = value.get("citations")
-        cited = [str(c).strip().strip("[]") for c in cited] if isinstance(cited, list) else []
-        return str(value["answer"]).strip(), [doc_id for doc_id in dict.fromkeys(cited) if doc_id in given]
+    answer = _first_text(value.get("answer")) if isinstance(value, dict) else None
+    if answer:
+        cited = value.get("citations", value.get("citation"))
+        cited = [str(c).strip().strip("[]") for c in cited if isinstance(c, (str, int))] if isinstance(cited, list) else []
+        return answer, [doc_id for doc_id in dict.fromkeys(cited) if doc_id in given]
     text = content.strip()
     if not text or text[0] in "{[":
         raise InvalidReply('it held no {"answer": ..., "citations": [...]} object')
     named = [doc_id for doc_id in dict.fromkeys(given) if re.search(rf"(?<![\w-]){re.escape(doc_id)}(?![\w-])", text)]
     return text, named
+
+
+def _first_text(value: object) -> str | None:
+    """The answer in a reply's "answer": a string or number, or, from small models that nest it
+    ({"answer": {"name": "Ada Marsh", ...}}), the first one inside."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value).strip() or None
+    inner = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return next(filter(None, map(_first_text, inner)), None)
 
 
 def answer(client: LLMClient, retrieval: Retrieval) -> Answer:
