@@ -32,7 +32,7 @@ from hippograph.tables import (
 )
 from hippograph.types import Document, IndexBatch, StoreStats
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # DuckDB picks an extension by a path's prefix ("md:name") or a file's type (a SQLite file) and would
 # install it over the network; hippograph opens local DuckDB files only, with extensions left alone.
@@ -51,12 +51,18 @@ CREATE TABLE IF NOT EXISTS triples (
 CREATE TABLE IF NOT EXISTS passage_phrases (passage_id VARCHAR, phrase VARCHAR);
 CREATE TABLE IF NOT EXISTS synonyms (phrase_a VARCHAR, phrase_b VARCHAR, similarity FLOAT);
 """
+# The memory bank (schema 3): one compressed record per document; its keys, with vectors, in `memory_keys`.
+_MEMORY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS memories (
+    doc_id VARCHAR, gist VARCHAR, facts VARCHAR[], source_bytes BIGINT, kept_bytes BIGINT, indexed_at TIMESTAMP);
+"""
 
 # Tables with a FLOAT[dim] column are created once the embedding dimension is known.
 _EMBEDDING_SCHEMA = """
 CREATE TABLE IF NOT EXISTS passage_embeddings (passage_id VARCHAR, embedding FLOAT[{dim}]);
 CREATE TABLE IF NOT EXISTS phrases (phrase VARCHAR, embedding FLOAT[{dim}]);
 CREATE TABLE IF NOT EXISTS facts (subject VARCHAR, predicate VARCHAR, object VARCHAR, embedding FLOAT[{dim}]);
+CREATE TABLE IF NOT EXISTS memory_keys (doc_id VARCHAR, position INTEGER, text VARCHAR, embedding FLOAT[{dim}]);
 """
 
 # What each schema version changed, applied in order when a writer opens an older store. Readers read
@@ -66,6 +72,7 @@ _MIGRATIONS = {
 ALTER TABLE documents RENAME COLUMN content_hash TO index_key;
 ALTER TABLE IF EXISTS passage_embeddings DROP COLUMN IF EXISTS model;
 """,
+    3: _MEMORY_SCHEMA,  # and `memory_keys`, made with the other embedding tables (see `_create_schema`)
 }
 
 # Removing documents removes every row derived from them.
@@ -76,6 +83,8 @@ DELETE FROM passage_embeddings WHERE passage_id IN (SELECT passage_id FROM gone)
 DELETE FROM triples WHERE passage_id IN (SELECT passage_id FROM gone);
 DELETE FROM passage_phrases WHERE passage_id IN (SELECT passage_id FROM gone);
 DELETE FROM passages WHERE doc_id IN (SELECT doc_id FROM gone_docs);
+DELETE FROM memory_keys WHERE doc_id IN (SELECT doc_id FROM gone_docs);
+DELETE FROM memories WHERE doc_id IN (SELECT doc_id FROM gone_docs);
 DELETE FROM documents WHERE doc_id IN (SELECT doc_id FROM gone_docs);
 DROP TABLE gone;
 """
@@ -111,6 +120,22 @@ class GraphData:
     fact_passages: list[tuple[str, str, str, str]]  # (subject, predicate, object, passage_id)
     passage_phrases: list[tuple[str, str]]  # (passage_id, phrase)
     synonyms: list[tuple[str, str, float]]
+
+
+@dataclass(frozen=True)
+class MemoryBankData:
+    """The stored memory bank, as plain data: one entry per memory, and every key with its vector."""
+
+    doc_ids: list[str]
+    gists: list[str]
+    facts: list[list[str]]
+    key_memories: np.ndarray  # the memory (row of `doc_ids`) each key belongs to
+    key_texts: list[str]
+    key_embeddings: np.ndarray
+
+    @staticmethod
+    def empty() -> "MemoryBankData":
+        return MemoryBankData([], [], [], np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32))
 
 
 def _is_lock_conflict(error: duckdb.Error) -> bool:
@@ -184,13 +209,16 @@ class Store:
     def _create_schema(self) -> None:
         """Create the tables of a new store, or bring an older store's up to this version."""
         if self._meta("schema_version") is None:
-            self._run(_BASE_SCHEMA)
+            self._run(_BASE_SCHEMA + _MEMORY_SCHEMA)
             self._set_meta("schema_version", str(SCHEMA_VERSION))
             self._set_meta("generation", "0")
             return
         for version in range(self.schema_version() + 1, SCHEMA_VERSION + 1):
             self._run(_MIGRATIONS[version])
             self._set_meta("schema_version", str(version))
+        model = self.embedding_model()
+        if model is not None:  # embedding tables a newer schema added (memory_keys)
+            self._run(_EMBEDDING_SCHEMA.format(dim=model[1]))
 
     @property
     def _index_key_column(self) -> str:
@@ -281,6 +309,22 @@ class Store:
             synonyms=self.con.execute("SELECT phrase_a, phrase_b, similarity FROM synonyms ORDER BY ALL").fetchall(),
         )
 
+    def read_memory_bank(self) -> MemoryBankData:
+        """Every memory record and key (empty for a store without a memory bank, or of schema < 3)."""
+        if not self._has_table("memory_keys"):
+            return MemoryBankData.empty()
+        memories = self.con.execute("SELECT doc_id, gist, facts FROM memories ORDER BY doc_id").fetchall()
+        keys = self._arrow("SELECT doc_id, text, embedding FROM memory_keys ORDER BY doc_id, position")
+        row = {doc_id: i for i, (doc_id, _, _) in enumerate(memories)}
+        return MemoryBankData(
+            doc_ids=[doc_id for doc_id, _, _ in memories],
+            gists=[gist for _, gist, _ in memories],
+            facts=[list(facts) for _, _, facts in memories],
+            key_memories=np.array([row[d] for d in keys["doc_id"].to_pylist()], dtype=np.int64),
+            key_texts=keys["text"].to_pylist(),
+            key_embeddings=matrix_from_column(keys["embedding"]),
+        )
+
     def document_passages(self, doc_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
         """(passage_id, text) of each stored document among `doc_ids`, in document order."""
         if not doc_ids or not self._has_table("passages"):
@@ -334,8 +378,12 @@ class Store:
 
     def stats(self) -> StoreStats:
         counts = {}
-        for table in ("documents", "passages", "triples", "phrases", "facts", "synonyms"):
+        for table in ("documents", "passages", "triples", "phrases", "facts", "synonyms", "memories", "memory_keys"):
             counts[table] = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] if self._has_table(table) else 0
+        ratio = None
+        if counts["memories"]:
+            kept, source = self.con.execute("SELECT sum(kept_bytes), sum(source_bytes) FROM memories").fetchall()[0]
+            ratio = kept / source if source else 0.0
         model = self.embedding_model()
         return StoreStats(
             path=str(self.path),
@@ -343,6 +391,7 @@ class Store:
             generation=self.generation(),
             embedding_model=model[0] if model else None,
             embedding_dim=model[1] if model else None,
+            compression_ratio=ratio,
             **counts,
         )
 
@@ -421,6 +470,26 @@ class Store:
             "phrase_b": [b for _, b, _ in batch.synonyms],
             "similarity": pa.array([s for _, _, s in batch.synonyms], type=pa.float32()),
         }))
+        self._insert_memories(batch, now)
+
+    def _insert_memories(self, batch: IndexBatch, now: datetime) -> None:
+        records = batch.memories
+        self._insert("memories", pa.table({
+            "doc_id": pa.array([r.doc_id for r in records], pa.string()),
+            "gist": pa.array([r.gist for r in records], pa.string()),
+            "facts": pa.array([r.facts for r in records], pa.list_(pa.string())),
+            "source_bytes": pa.array([r.source_bytes for r in records], pa.int64()),
+            "kept_bytes": pa.array([r.kept_bytes for r in records], pa.int64()),
+            "indexed_at": pa.array([now] * len(records), pa.timestamp("us")),
+        }))
+        keys = [(r.doc_id, position, key) for r in records for position, key in enumerate(r.keys)]
+        if keys:
+            self._insert("memory_keys", pa.table({
+                "doc_id": pa.array([d for d, _, _ in keys], pa.string()),
+                "position": pa.array([p for _, p, _ in keys], pa.int32()),
+                "text": pa.array([k for _, _, k in keys], pa.string()),
+                "embedding": vector_column(batch.memory_key_vectors),
+            }))
 
     def _insert(self, table: str, rows: pa.Table) -> None:
         if rows.num_rows:

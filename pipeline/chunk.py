@@ -27,20 +27,21 @@ def chunk_documents(documents: Sequence[Document], count_tokens: TokenCounter, m
     title_tokens = count_tokens([d.title for d in documents])
     for document, title_cost in zip(documents, title_tokens):
         budget = max(max_tokens - title_cost - 1, _MIN_BUDGET)
-        chunks = _pack(_sentences(document.text), count_tokens, budget)
+        chunks = _pack(sentences(document.text), count_tokens, budget)
         passages.extend(
             Passage(f"{document.doc_id}#{i}", document.doc_id, i, document.title, chunk) for i, chunk in enumerate(chunks)
         )
     return passages
 
 
-def _sentences(text: str) -> list[str]:
+def sentences(text: str) -> list[str]:
+    """The sentences of a text, paragraph by paragraph (a rule-based sentencizer: no model)."""
     sentencizer = _sentencizer()
-    sentences = []
+    found = []
     for paragraph in re.split(r"\n\s*\n", text):
         for segment in _segments(" ".join(paragraph.split())):
-            sentences.extend(s.text for s in sentencizer(segment).sents if s.text.strip())
-    return sentences
+            found.extend(s.text for s in sentencizer(segment).sents if s.text.strip())
+    return found
 
 
 def _segments(paragraph: str) -> Iterator[str]:

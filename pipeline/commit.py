@@ -89,6 +89,7 @@ def merge(output: StageOutput, state: StoreState, config: Config) -> IndexBatch:
     and facts the store lacks (reused from the stages, else embedded here), synonym edges of new phrases."""
     embedder = embedder_for(config)
     batch = IndexBatch(embedder.name, config.index_settings(), output.documents, output.passages, output.passage_vectors)
+    batch.memories, batch.memory_key_vectors = output.memories.records, output.memories.key_vectors
     for passage_facts in output.facts:
         batch.passage_phrases.extend((passage_facts.passage_id, phrase) for phrase in passage_facts.phrases)
         batch.triples.extend(passage_facts.triples)
@@ -144,6 +145,7 @@ def _without_stored(output: StageOutput, state: StoreState, config: Config) -> S
         passage_vectors=output.passage_vectors[rows],
         facts=[f for f in output.facts if f.passage_id in kept_passages],
         graph_vectors=output.graph_vectors,
+        memories=output.memories.of_documents(todo),
     )
 
 

@@ -19,7 +19,7 @@ from hippograph.llm import with_cache_beside
 from hippograph.indexing.store import check_embedding_model, open_store, update_store, writer_lock
 from hippograph.pipeline.commit import StageTimer, StoreState, commit, merge, pending
 from hippograph.pipeline.embed import embedder_for
-from hippograph.pipeline.stages import GraphVectors, KnownGraph, StageOutput, active_stages
+from hippograph.pipeline.stages import GraphVectors, KnownGraph, MemoryBank, StageOutput, active_stages
 from hippograph.types import Document, ImportReport, IndexReport
 
 
@@ -89,7 +89,7 @@ def import_triples(
         embedder = embedder_for(config)
         check_embedding_model(db_path, model, embedder.name, embedder.dim)  # no passages: `Store.write` won't
         no_passages = np.zeros((0, embedder.dim), np.float32)
-        output = StageOutput([], [], no_passages, facts, GraphVectors.empty(embedder.dim))
+        output = StageOutput([], [], no_passages, facts, GraphVectors.empty(embedder.dim), MemoryBank.empty(embedder.dim))
         with timer("merge"):
             batch = merge(output, state, config)
         with timer("write"), update_store(db_path) as store:

@@ -6,7 +6,7 @@ A work directory holds what a run planned, and one folder per shard of pending d
     <work>/deletions.parquet                    plan: stored documents the sources no longer hold
     <work>/shards/<shard id>/documents.parquet  plan
                              <artifact>.parquet the stage that writes it: passages, passage_vectors, facts,
-                                                graph_vectors (see `hippograph.pipeline.stages.STAGES`)
+                                                graph_vectors, memories (see `hippograph.pipeline.stages.STAGES`)
 
 A shard's id hashes its documents and the settings the stages depend on, so planning the same pending
 documents again gives the same shards. Every file is written under a temporary name and renamed, so a
@@ -39,11 +39,12 @@ from hippograph.locks import file_lock
 from hippograph.pipeline.commit import StageTimer, StoreState, commit, pending
 from hippograph.pipeline.embed import embedder_for
 from hippograph.pipeline.stages import (
-    GraphVectors, KnownGraph, StageOutput, active_stages, stage_named,
+    GraphVectors, KnownGraph, MemoryBank, StageOutput, active_stages, stage_named,
 )
 from hippograph.tables import (
     documents_from_table, documents_table, fact_keys_from_table, fact_keys_table, matrix_from_column,
-    passage_facts_from_table, passage_facts_table, passages_from_table, passages_table, vector_column,
+    memories_from_table, memories_table, passage_facts_from_table, passage_facts_table, passages_from_table,
+    passages_table, vector_column,
 )
 from hippograph.types import Document, IndexReport, content_hash
 
@@ -106,6 +107,8 @@ CODECS: dict[str, Codec] = {
     "passage_vectors": Codec(_vectors_table, lambda table: matrix_from_column(table["embedding"])),
     "facts": Codec(passage_facts_table, passage_facts_from_table),
     "graph_vectors": Codec(_graph_vectors_table, _graph_vectors),
+    "memories": Codec(lambda bank: memories_table(bank.records, bank.key_vectors),
+                      lambda table: MemoryBank(*memories_from_table(table))),
 }
 DELETIONS = "deletions.parquet"  # in the work directory
 

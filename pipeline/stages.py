@@ -2,6 +2,7 @@
 
     documents --chunk--> passages --embed_passages--> passage_vectors
                                   --extract--> facts --embed_graph (less what the store knows)--> graph_vectors
+    documents, facts --compress--> memories (one memory record per document, its keys embedded)
 
 Each `Stage` names the artifacts it reads and the one it writes. The in-process runner
 (`hippograph.pipeline.run`), the shard runner (`hippograph.pipeline.shards`) and the Airflow DAG all iterate
@@ -21,9 +22,10 @@ from hippograph.config import Config
 from hippograph.errors import InputError
 from hippograph.graph.synonyms import synonym_candidate
 from hippograph.pipeline.chunk import chunk_documents
+from hippograph.pipeline.compress import compress_documents, key_text
 from hippograph.pipeline.embed import embedder_for
 from hippograph.registry import extractors
-from hippograph.types import Document, Passage, PassageFacts
+from hippograph.types import Document, MemoryRecord, Passage, PassageFacts
 
 FactKey = tuple[str, str, str]
 
@@ -53,15 +55,43 @@ class GraphVectors:
 
 
 @dataclass
+class MemoryBank:
+    """Memory records with their keys' vectors: `key_vectors` rows follow the records' keys in order."""
+
+    records: list[MemoryRecord]
+    key_vectors: np.ndarray
+
+    @staticmethod
+    def empty(dim: int) -> "MemoryBank":
+        return MemoryBank([], np.zeros((0, dim), np.float32))
+
+    @staticmethod
+    def concat(parts: Sequence["MemoryBank"], dim: int) -> "MemoryBank":
+        if not parts:
+            return MemoryBank.empty(dim)
+        return MemoryBank([r for part in parts for r in part.records], np.vstack([part.key_vectors for part in parts]))
+
+    def of_documents(self, doc_ids: Collection[str]) -> "MemoryBank":
+        """The records of these documents only, with their key vectors."""
+        rows, start = [], 0
+        for record in self.records:
+            if record.doc_id in doc_ids:
+                rows.extend(range(start, start + len(record.keys)))
+            start += len(record.keys)
+        return MemoryBank([r for r in self.records if r.doc_id in doc_ids], self.key_vectors[rows])
+
+
+@dataclass
 class StageOutput:
     """What the stages made for some documents, as the commit step takes it: passages row-aligned with
-    their vectors; no facts when the graph is not built."""
+    their vectors; no facts when the graph is not built, no memories when the memory bank is not."""
 
     documents: list[Document]
     passages: list[Passage]
     passage_vectors: np.ndarray
     facts: list[PassageFacts]
     graph_vectors: GraphVectors
+    memories: MemoryBank
 
     @staticmethod
     def of(artifacts: Mapping[str, Any], dim: int) -> "StageOutput":
@@ -72,6 +102,7 @@ class StageOutput:
             passage_vectors=artifacts.get("passage_vectors", np.zeros((0, dim), np.float32)),
             facts=list(artifacts.get("facts", [])),
             graph_vectors=artifacts.get("graph_vectors", GraphVectors.empty(dim)),
+            memories=artifacts.get("memories", MemoryBank.empty(dim)),
         )
 
     @staticmethod
@@ -82,6 +113,7 @@ class StageOutput:
             passage_vectors=np.vstack([p.passage_vectors for p in parts]) if parts else np.zeros((0, dim), np.float32),
             facts=[f for p in parts for f in p.facts],
             graph_vectors=GraphVectors.concat([p.graph_vectors for p in parts], dim),
+            memories=MemoryBank.concat([p.memories for p in parts], dim),
         )
 
 
@@ -156,6 +188,18 @@ def embed_texts(phrases: list[str], facts: list[FactKey], config: Config, progre
     return GraphVectors(phrases, phrase_vectors, facts, fact_vectors)
 
 
+def compress(
+    documents: Sequence[Document], facts: Sequence[PassageFacts], config: Config, progress: bool = False
+) -> MemoryBank:
+    """One memory record per document (gist, key facts, keys; see `hippograph.pipeline.compress`), its
+    keys embedded with the document's title."""
+    records = compress_documents(documents, facts, config.memory_budget)
+    titles = {d.doc_id: d.title for d in documents}
+    texts = [key_text(titles[r.doc_id], key) for r in records for key in r.keys]
+    embedder = embedder_for(config)
+    return MemoryBank(records, embedder.encode(texts, progress=progress, batch_size=config.short_text_batch_size))
+
+
 # ---- the stage list -------------------------------------------------------------------------------
 
 
@@ -169,6 +213,10 @@ def no_setup(config: Config) -> None:
 
 def builds_graph(config: Config) -> bool:
     return config.build_graph
+
+
+def builds_memory(config: Config) -> bool:
+    return config.build_graph and config.build_memory  # key facts come from the extracted triples
 
 
 def load_embedder(config: Config) -> None:
@@ -198,6 +246,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("embed_passages", embed_passages, reads=("passages",), writes="passage_vectors", setup=load_embedder),
     Stage("extract", extract, reads=("passages",), writes="facts", when=builds_graph, setup=load_extractor),
     Stage("embed_graph", embed_graph, reads=("facts", "known"), writes="graph_vectors", when=builds_graph,
+          setup=load_embedder),
+    Stage("compress", compress, reads=("documents", "facts"), writes="memories", when=builds_memory,
           setup=load_embedder),
 )
 

@@ -32,7 +32,10 @@ SMALL_DOCS = [
 ]
 
 # Every table of a store with an embedding; what each row is derived from.
-DERIVED_TABLES = ("passages", "passage_embeddings", "triples", "passage_phrases", "facts", "phrases", "synonyms")
+DERIVED_TABLES = (
+    "passages", "passage_embeddings", "triples", "passage_phrases", "facts", "phrases", "synonyms", "memories",
+    "memory_keys",
+)
 ALL_TABLES = ("documents",) + DERIVED_TABLES
 
 
@@ -113,7 +116,10 @@ def sql(path: Path, query: str, params=None) -> list[tuple]:
 
 
 # Row keys of the tables with an embedding column, to line their vectors up between two stores.
-EMBEDDING_KEYS = {"passage_embeddings": "passage_id", "phrases": "phrase", "facts": "subject, predicate, object"}
+EMBEDDING_KEYS = {
+    "passage_embeddings": "passage_id", "phrases": "phrase", "facts": "subject, predicate, object",
+    "memory_keys": "doc_id, position",
+}
 
 
 def store_contents(path: Path) -> dict[str, object]:
@@ -125,7 +131,7 @@ def store_contents(path: Path) -> dict[str, object]:
         for table in ALL_TABLES:
             columns = [c for (c,) in con.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-                [table]).fetchall() if c not in ("embedding", "ingested_at")]
+                [table]).fetchall() if c not in ("embedding", "ingested_at", "indexed_at")]
             columns = ["round(similarity, 3)" if c == "similarity" else c for c in columns]
             rows[table] = con.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY ALL").fetchall()
         for table, key in EMBEDDING_KEYS.items():

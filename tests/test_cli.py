@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from hippograph import Config
+
 REPORT_KEYS = {
     "documents", "indexed", "unchanged", "passages", "triples", "new_phrases", "new_facts", "synonym_edges", "deleted",
     "llm", "seconds",
@@ -14,7 +16,7 @@ REPORT_KEYS = {
 PASSAGE_KEYS = {"doc_id", "passage_id", "title", "text", "score"}
 STATS_KEYS = {
     "path", "schema_version", "generation", "embedding_model", "embedding_dim",
-    "documents", "passages", "triples", "phrases", "facts", "synonyms",
+    "documents", "passages", "triples", "phrases", "facts", "synonyms", "memories", "memory_keys", "compression_ratio",
 }
 
 
@@ -240,10 +242,12 @@ def test_stats_json(cli, demo_store):
     result = stats(cli, demo_store)
     assert set(result) == STATS_KEYS
     assert result["path"] == str(demo_store)
-    assert (result["schema_version"], result["generation"]) == (2, 1)
+    assert (result["schema_version"], result["generation"]) == (3, 1)
     assert (result["embedding_model"], result["embedding_dim"]) == ("all-MiniLM-L6-v2", 384)
     assert result["documents"] == result["passages"] == 42
     assert all(result[k] > 0 for k in ("triples", "phrases", "facts", "synonyms"))
+    assert result["memories"] == 42 and result["memory_keys"] > 42
+    assert 0 < result["compression_ratio"] <= Config().memory_budget
 
 
 def test_stats_table(cli, demo_store):

@@ -77,10 +77,11 @@ def test_the_dag_imports_without_errors(airflow_env, repo_root):
     described = airflow(airflow_env, repo_root)
     assert described["import_errors"] == {}
     assert described["dag_ids"] == ["hippograph_index"]
-    assert described["tasks"] == ["chunk", "commit", "embed_graph", "embed_passages", "extract", "plan"]
+    assert described["tasks"] == ["chunk", "commit", "compress", "embed_graph", "embed_passages", "extract", "plan"]
     assert described["upstream"] == {
         "chunk": ["plan"], "embed_passages": ["chunk", "plan"], "extract": ["chunk", "plan"],
-        "embed_graph": ["extract", "plan"], "commit": ["chunk", "embed_graph", "embed_passages", "extract", "plan"],
+        "embed_graph": ["extract", "plan"], "compress": ["extract", "plan"],
+        "commit": ["chunk", "compress", "embed_graph", "embed_passages", "extract", "plan"],
         "plan": [],
     }, "each stage runs after the stages that make what it reads (hippograph.pipeline.stages.STAGES)"
     assert described["schedule"] == "@daily"

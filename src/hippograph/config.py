@@ -59,6 +59,18 @@ class Config:
     extract_batch_size: int = option(64, "passages per spaCy batch")
     extract_processes: int = option(2, "spaCy worker processes")
 
+    # ---- memory bank (CMT-style compressed records; memory and memorag modes) ------------------------
+    build_memory: bool = option(
+        True, "compress each document into a memory record (gist, key facts, self-matching keys); needs "
+        "build_graph, whose triples give the key facts", shapes_index=True)
+    memory_budget: float = option(
+        0.25, "bytes a memory record keeps (gist and key facts), as a share of its document's text", shapes_index=True)
+    clue_hits: int = option(3, "passages each memorag clue retrieves (MemoRAG's ret_hit)")
+    span_clues: int = option(3, "memories nearest the question whose best statement becomes a span clue")
+    bridge_clues: int = option(3, "surrogate questions per round: bridge entities found in the evidence facts")
+    clue_rounds: int = option(
+        2, "rounds of surrogate questions: each bridges one hop further, from the entity the last one put in")
+
     # ---- graph (HippoRAG 2 defaults) --------------------------------------------------------------
     synonym_threshold: float = option(0.8, "cosine at or above which two phrases get a synonym edge", shapes_index=True)
     synonym_top_k: int = option(100, "most synonym edges one phrase gets", shapes_index=True)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from hippograph.types import Document, LLMUsage, Passage, PassageFacts, Triple
+from hippograph.types import Document, LLMUsage, MemoryRecord, Passage, PassageFacts, Triple
 
 
 def vector_column(matrix: np.ndarray) -> pa.FixedSizeListArray:
@@ -95,3 +95,22 @@ def fact_keys_table(facts: Sequence[tuple[str, str, str]]) -> pa.Table:
 
 def fact_keys_from_table(table: pa.Table) -> list[tuple[str, str, str]]:
     return list(zip(*(table[c].to_pylist() for c in ("subject", "predicate", "object"))))
+
+
+def memories_table(records: Sequence[MemoryRecord], key_vectors: np.ndarray) -> pa.Table:
+    """One row per record, its keys' vectors nested (`key_vectors` rows follow the records' keys in order)."""
+    offsets = np.concatenate([[0], np.cumsum([len(r.keys) for r in records], dtype=np.int64)]).astype(np.int32)
+    return pa.table({
+        "doc_id": pa.array([r.doc_id for r in records], pa.string()),
+        "gist": pa.array([r.gist for r in records], pa.string()),
+        "facts": pa.array([r.facts for r in records], pa.list_(pa.string())),
+        "keys": pa.array([r.keys for r in records], pa.list_(pa.string())),
+        "source_bytes": pa.array([r.source_bytes for r in records], pa.int64()),
+        "key_vectors": pa.ListArray.from_arrays(pa.array(offsets), vector_column(key_vectors)),
+    })
+
+
+def memories_from_table(table: pa.Table) -> tuple[list[MemoryRecord], np.ndarray]:
+    columns = ("doc_id", "gist", "facts", "keys", "source_bytes")
+    records = [MemoryRecord(**row) for row in table.select(list(columns)).to_pylist()]
+    return records, matrix_from_column(table["key_vectors"].combine_chunks().flatten())

@@ -99,6 +99,24 @@ class PassageFacts:
 
 
 @dataclass(frozen=True)
+class MemoryRecord:
+    """One document compressed into the memory bank (see `hippograph.pipeline.compress`): its gist, its
+    key facts and its self-matching keys, statements of what it can answer: `keys[0]` the whole record,
+    then the gist and each key fact on their own."""
+
+    doc_id: str
+    gist: str
+    facts: list[str]
+    keys: list[str]
+    source_bytes: int  # of the document's text
+
+    @property
+    def kept_bytes(self) -> int:
+        """Bytes of the text the record keeps: its gist and key facts (the keys are made of them)."""
+        return sum(len(text.encode("utf-8")) for text in [self.gist, *self.facts])
+
+
+@dataclass(frozen=True)
 class RetrievedPassage:
     """One ranked passage. `score` is the mode's own ranking score, comparable only within one retrieval:
     BM25 Okapi score (bm25), cosine similarity to the question (dense), PageRank mass (hipporag; the
@@ -109,15 +127,19 @@ class RetrievedPassage:
     title: str
     text: str
     score: float
+    reason: str | None = None  # why it came back, where the mode says (memory: the key it matched)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "doc_id": self.doc_id,
             "passage_id": self.passage_id,
             "title": self.title,
             "text": self.text,
             "score": self.score,
         }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
 
 
 @dataclass(frozen=True)
@@ -134,13 +156,44 @@ class SeedFact:
 
 
 @dataclass(frozen=True)
+class Clue:
+    """A text that retrieves on the question's behalf (MemoRAG). `kind`: "question" (the question itself),
+    "span" (text from the memory bank that would help), "surrogate" (the question with a bridge entity in
+    place of what it describes) or "draft" (a draft answer). `weight` is how far the clue is trusted, in
+    [0, 1]: the question 1, others the score of what made them."""
+
+    text: str
+    kind: str
+    weight: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "kind": self.kind, "weight": round(self.weight, 4)}
+
+
+@dataclass(frozen=True)
+class DraftAnswer:
+    """An answer drawn from the evidence (see `hippograph.draft.draft_answer`), with the passage it came
+    from; empty text (and no passage) when the evidence holds nothing that fits."""
+
+    text: str
+    doc_id: str | None = None
+    passage_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "doc_id": self.doc_id, "passage_id": self.passage_id}
+
+
+@dataclass(frozen=True)
 class Retrieval:
-    """The answer to one question: ranked passages and, for graph modes, the facts that seeded the search."""
+    """The answer to one question: ranked passages and, for graph modes, the facts that seeded the search;
+    memorag adds the clues that retrieved the passages and a draft answer."""
 
     question: str
     mode: str
     passages: list[RetrievedPassage]
     facts: list[SeedFact] = field(default_factory=list)
+    clues: list[Clue] = field(default_factory=list)
+    draft_answer: DraftAnswer | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -148,8 +201,11 @@ class Retrieval:
             "mode": self.mode,
             "passages": [p.to_dict() for p in self.passages],
         }
-        if self.facts or self.mode == "hipporag":  # graph modes always say which facts seeded them
+        if self.facts or self.mode in ("hipporag", "memorag"):  # graph modes always say which facts seeded them
             out["facts"] = [f.to_dict() for f in self.facts]
+        if self.clues or self.draft_answer is not None:
+            out["clues"] = [c.to_dict() for c in self.clues]
+            out["draft_answer"] = self.draft_answer.to_dict() if self.draft_answer else None
         return out
 
 
@@ -174,6 +230,8 @@ class IndexBatch:
     new_facts: list[tuple[str, str, str]] = field(default_factory=list)
     fact_embeddings: Any = None
     synonyms: list[tuple[str, str, float]] = field(default_factory=list)  # (phrase_a, phrase_b, cosine)
+    memories: list[MemoryRecord] = field(default_factory=list)
+    memory_key_vectors: Any = None  # rows follow the memories' keys, in order
     removed_doc_ids: list[str] = field(default_factory=list)
 
 
@@ -229,6 +287,9 @@ class StoreStats:
     phrases: int
     facts: int
     synonyms: int
+    memories: int = 0  # memory records, one per document compressed
+    memory_keys: int = 0
+    compression_ratio: float | None = None  # bytes the memory records keep / bytes of their documents' text
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

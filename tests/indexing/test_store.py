@@ -399,7 +399,8 @@ def test_a_version_1_store_is_migrated_by_its_next_write_and_reindexes_once(tmp_
     # Index keys are derived anew in schema 2, so each document is indexed once more, then never again.
     assert memory.index(docs).indexed == 3
     assert memory.index(docs).unchanged == 3
-    assert memory.stats().schema_version == SCHEMA_VERSION == 2
+    assert memory.stats().schema_version == SCHEMA_VERSION == 3
+    assert memory.stats().memories == 3, "the re-index compressed each document into the memory bank"
     columns = {(t, c) for t, c in store_tools.sql(db, "SELECT table_name, column_name FROM information_schema.columns")}
     assert ("documents", "index_key") in columns and ("documents", "content_hash") not in columns
     assert ("passage_embeddings", "model") not in columns
@@ -414,7 +415,7 @@ def test_deleting_from_a_version_1_store_migrates_it(tmp_path, store_tools):
     db = store_tools.copy(V1_STORE, tmp_path / "v1.duckdb")
     assert Memory(db).delete(["ada"]) == ["ada"]
     with open_store(db) as store:
-        assert store.schema_version() == 2 and set(store.index_keys()) == {"kettleby", "gazette"}
+        assert store.schema_version() == SCHEMA_VERSION and set(store.index_keys()) == {"kettleby", "gazette"}
 
 
 # ---- writers in threads -----------------------------------------------------------------------------------
