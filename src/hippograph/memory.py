@@ -133,10 +133,7 @@ class Memory:
         snapshot = self._load()
         if retriever_class.uses_embeddings:
             check_embedding_model(self.db_path, snapshot.embedding_model, self.config.embedding_model)
-        key = (mode, self.config)
-        if key not in snapshot.retrievers:
-            snapshot.retrievers[key] = retriever_class(snapshot, with_cache_beside(self.config, self.db_path))
-        return snapshot.retrievers[key]
+        return snapshot.retriever(mode, with_cache_beside(self.config, self.db_path))
 
     def answer(self, question: str, mode: str = "hipporag", top_k: int = 5) -> Answer:
         """Retrieve the `top_k` passages for `question` by `mode`, then have the LLM answer from them, citing

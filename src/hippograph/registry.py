@@ -83,6 +83,8 @@ retrievers: Registry[Any] = Registry("mode")
 retrievers.register("bm25", "hippograph.retrievers:BM25Retriever")
 retrievers.register("dense", "hippograph.retrievers:DenseRetriever")
 retrievers.register("hipporag", "hippograph.retrievers:HippoRAGRetriever")
+retrievers.register("memory", "hippograph.retrievers:MemoryRetriever")
+retrievers.register("memorag", "hippograph.retrievers:MemoRAGRetriever")
 
 
 def register_extractor(name: str, version: int | str = 1, options: Sequence[str] = ()) -> Callable:

@@ -7,20 +7,24 @@
 A retriever is built once per snapshot and configuration (`Memory` caches it), owns its query parsing and
 embedding, and returns one `Retrieval` per question. `RetrievedPassage.score` is the retriever's own
 ranking score: BM25 Okapi score (bm25), cosine similarity (dense), PageRank mass (hipporag; the cosine
-when the graph has nothing to seed it).
+when the graph has nothing to seed it), the cosine of the memory's key (memory), the pooled clue score
+(memorag).
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from hippograph.clues import ClueWriter, offline_clues
 from hippograph.config import Config
-from hippograph.indexing.store import GraphData, PassageTable, open_store
+from hippograph.indexing.store import GraphData, MemoryBankData, PassageTable, open_store
 from hippograph.pipeline.embed import embedder_for
 from hippograph.types import Retrieval, RetrievedPassage, SeedFact, titled
 
@@ -33,6 +37,7 @@ class Snapshot:
     embedding_model: tuple[str, int] | None  # (name, dim) of the stored vectors; None before the first index
     passages: PassageTable
     graph: GraphData
+    memory: MemoryBankData = field(default_factory=MemoryBankData.empty)
     file_identity: tuple[int, int, int] | None = None  # of the file read, to notice a newer one
     retrievers: dict = field(default_factory=dict, repr=False)  # (mode, Config) -> Retriever, built on first use
 
@@ -40,8 +45,18 @@ class Snapshot:
     def read(db_path: str | Path, file_identity: tuple[int, int, int] | None = None) -> "Snapshot":
         with open_store(db_path) as store:
             return Snapshot(
-                store.generation(), store.embedding_model(), store.read_passages(), store.read_graph_data(), file_identity
+                store.generation(), store.embedding_model(), store.read_passages(), store.read_graph_data(),
+                store.read_memory_bank(), file_identity,
             )
+
+    def retriever(self, mode: str, config: Config) -> "Retriever":
+        """The retriever of `mode` over this snapshot, built once per configuration (modes build on each other)."""
+        from hippograph.registry import retrievers
+
+        key = (mode, config)
+        if key not in self.retrievers:
+            self.retrievers[key] = retrievers.get(mode)(self, config)
+        return self.retrievers[key]
 
     @cached_property
     def passage_index(self):
@@ -170,3 +185,229 @@ class HippoRAGRetriever(Retriever):
         phrases = list(dict.fromkeys(p for p in phrases if p and p not in PERSONAL_PRONOUNS))
         # "republic" inside "republic of china" names nothing new, and would seed unrelated passages.
         return [p for p in phrases if not any(p != q and f" {p} " in f" {q} " for q in phrases)]
+
+
+class MemoryRetriever(Retriever):
+    """CMT-style memory: self-matching of the question against the memories' keys, then top-k aggregation
+    of the best memories into evidence, their documents' passages, each with the statement of its memory
+    that matched the question best as its `reason`. A memory is ranked by its whole-record key (see
+    `hippograph.pipeline.compress`). A store without a memory bank answers as dense."""
+
+    mode = "memory"
+
+    def __init__(self, snapshot: Snapshot, config: Config):
+        super().__init__(snapshot, config)
+        self.bank = snapshot.memory
+        memories = np.arange(len(self.bank.doc_ids))
+        # Keys are stored by memory, the whole-record key first: each memory owns one run of rows.
+        self.key_starts = np.searchsorted(self.bank.key_memories, memories, side="left")
+        self.key_ends = np.searchsorted(self.bank.key_memories, memories, side="right")
+        self.passage_rows: dict[str, list[int]] = {}
+        for row, doc_id in enumerate(snapshot.passages.doc_ids):
+            self.passage_rows.setdefault(doc_id, []).append(row)
+
+    @cached_property
+    def key_index(self):
+        from hippograph.indexing.cosine import CosineIndex
+
+        return CosineIndex(self.bank.key_embeddings)
+
+    def retrieve_many(self, questions: Sequence[str], top_k: int) -> list[Retrieval]:
+        vectors = self.embed(questions)
+        if not self.bank.doc_ids:
+            dense = self.snapshot.passage_index.scores_many(self.rows(vectors, questions))
+            return [self.snapshot.ranked(q, self.mode, s, top_k) for q, s in zip(questions, dense)]
+        key_scores = self.key_scores(self.rows(vectors, questions))
+        return [self._evidence(q, scores, top_k) for q, scores in zip(questions, key_scores)]
+
+    def key_scores(self, question_vectors: np.ndarray) -> np.ndarray:
+        """(questions, keys) cosines."""
+        return self.key_index.scores_many(question_vectors)
+
+    def nearest(self, key_scores: np.ndarray, k: int) -> list[tuple[int, float, int]]:
+        """The k memories whose whole-record keys match best: (memory, its key's cosine, the row of its
+        best-matching statement key), best first."""
+        from hippograph.indexing.cosine import top_k as best
+
+        has_keys = self.key_ends > self.key_starts
+        record_scores = np.where(has_keys, key_scores[np.minimum(self.key_starts, len(key_scores) - 1)], -np.inf)
+        out = []
+        for memory in best(record_scores, min(k, int(has_keys.sum()))):
+            start, end = self.key_starts[memory], self.key_ends[memory]
+            statements = range(start + 1, end) if end - start > 1 else range(start, end)
+            statement = max(statements, key=lambda row: key_scores[row])
+            out.append((int(memory), float(record_scores[memory]), statement))
+        return out
+
+    def _evidence(self, question: str, key_scores: np.ndarray, top_k: int) -> Retrieval:
+        table, passages = self.snapshot.passages, []
+        for memory, score, statement in self.nearest(key_scores, top_k):
+            for row in self.passage_rows.get(self.bank.doc_ids[memory], []):
+                passages.append(RetrievedPassage(
+                    table.doc_ids[row], table.passage_ids[row], table.titles[row], table.texts[row], score,
+                    reason=self.bank.key_texts[statement],
+                ))
+        return Retrieval(question, self.mode, passages[:top_k])
+
+
+class MemoRAGRetriever(Retriever):
+    """MemoRAG over the global memory (the memory bank and the graph), without a language model.
+
+    Clues: the question; span clues from the memories nearest it (`write_clues`); surrogate questions
+    that put bridge entities, found in the facts of the evidence so far, in place of the phrases that
+    describe them, for `clue_rounds` rounds (each round bridges from the last one's entity, one hop
+    further); the draft answer of the evidence. Each clue retrieves its own top `clue_hits` with
+    hipporag. A hit scores its clue's weight (the question 1; a span its memory's match; a surrogate
+    the product of its bridge facts' scores; the draft its passage's pooled score) times its score
+    over the clue's best; a passage keeps its best hit (a sum would favour the passages every clue
+    about the question's topic finds, over the later hop only one clue reaches). Passages come best
+    first, ties in clue order, then the question's own ranking fills up to `top_k`. The first round's
+    seed facts are the retrieval's `facts`.
+    """
+
+    mode = "memorag"
+    write_clues: ClueWriter = staticmethod(offline_clues)  # an LLM clue writer plugs in here
+
+    def __init__(self, snapshot: Snapshot, config: Config):
+        super().__init__(snapshot, config)
+        self.hipporag = snapshot.retriever("hipporag", config)
+        self.memory = snapshot.retriever("memory", config)
+        graph = snapshot.graph
+        fact_rows = {fact: row for row, fact in enumerate(graph.facts)}
+        self.passage_facts: dict[str, list[int]] = {}
+        for subject, predicate, obj, passage_id in graph.fact_passages:
+            self.passage_facts.setdefault(passage_id, []).append(fact_rows[(subject, predicate, obj)])
+
+    def retrieve_many(self, questions: Sequence[str], top_k: int) -> list[Retrieval]:
+        return [self._retrieve_one(question, top_k) for question in questions]
+
+    def _retrieve_one(self, question: str, top_k: int) -> Retrieval:
+        from hippograph.clues import assemble_clues
+        from hippograph.draft import draft_answer
+
+        hits = self.config.clue_hits
+        found = {question: self.hipporag.retrieve_many([question], max(top_k, hits))[0]}
+        vector = self.embed([question])[question]
+        clues = self.write_clues(question, self._nearest_gists(vector)) + self._surrogates(question, found)
+        clues = assemble_clues(question, clues)
+        self._retrieve(found, [c.text for c in clues], hits)
+        pooled = self._pooled(question, clues, found, top_k)
+        draft = draft_answer(question, pooled, self.config.spacy_model)
+        source = next((p.score for p in pooled.passages if p.passage_id == draft.passage_id), 0.0)
+        clues = assemble_clues(question, clues[1:], draft, min(source, 1.0))
+        self._retrieve(found, [c.text for c in clues], hits)
+        return self._pooled(question, clues, found, top_k, draft)
+
+    def _retrieve(self, found: dict[str, Retrieval], texts: Sequence[str], hits: int) -> None:
+        """Retrieve the texts not retrieved yet, in one batch."""
+        todo = [t for t in dict.fromkeys(texts) if t not in found]
+        found.update(zip(todo, self.hipporag.retrieve_many(todo, hits) if todo else []))
+
+    def _nearest_gists(self, vector: np.ndarray) -> list:
+        from hippograph.clues import MemoryGist
+
+        bank = self.memory.bank
+        if not bank.doc_ids or self.config.span_clues == 0:
+            return []
+        titles = dict(zip(self.snapshot.passages.doc_ids, self.snapshot.passages.titles))
+        key_scores = self.memory.key_scores(vector[None, :])[0]
+        return [
+            MemoryGist(bank.doc_ids[m], titles.get(bank.doc_ids[m], ""), bank.gists[m], bank.key_texts[row], score)
+            for m, score, row in self.memory.nearest(key_scores, self.config.span_clues)
+        ]
+
+    def _surrogates(self, question: str, found: dict[str, Retrieval]) -> list:
+        """Surrogate questions, round by round: the first bridges from the phrases the question names,
+        each later one from the entity the round before put in."""
+        from hippograph.clues import described_span, surrogate_question
+        from hippograph.pipeline.extract import load_spacy
+        from hippograph.types import Clue
+
+        if self.hipporag.graph is None or self.config.bridge_clues == 0:
+            return []
+        nlp = load_spacy(self.config.spacy_model)
+        # A beam over bridge paths: a path scores the product of its hops' relation scores.
+        frontier = [(question, set(self.hipporag.question_phrases(question)), 1.0)]
+        clues: list[Clue] = []
+        for _ in range(self.config.clue_rounds):
+            hops = []
+            for text, anchors, path in frontier:
+                evidence = found[text].passages[: self.config.clue_hits]
+                for anchor in anchors:
+                    span = described_span(text, anchor, nlp)
+                    hops.append((text, anchor, span, path, evidence, self._anchor_facts(anchor, evidence)))
+            relations = [_relation(text, anchor, span) for text, anchor, span, *_ in hops]
+            vectors = self.embed(relations + [p for *_, facts in hops for _, p, _ in facts])
+            candidates = []
+            for (text, anchor, span, path, evidence, facts), relation in zip(hops, relations):
+                for bridge, score in self._bridges(anchor, facts, vectors, vectors[relation], evidence):
+                    candidates.append((path * score, surrogate_question(text, span, bridge[1]), bridge[0]))
+            candidates = sorted(candidates, key=lambda c: -c[0])[: self.config.bridge_clues]
+            clues += [Clue(text, "surrogate", max(path, 0.0)) for path, text, _ in candidates]
+            frontier = [(text, {bridge}, path) for path, text, bridge in candidates]
+            self._retrieve(found, [text for text, _, _ in frontier], self.config.clue_hits)
+        return clues
+
+    def _anchor_facts(self, anchor: str, evidence: Sequence[RetrievedPassage]) -> list[tuple[str, str, str]]:
+        """The facts of the evidence passages with `anchor` at one end."""
+        facts = self.snapshot.graph.facts
+        rows = {row for p in evidence for row in self.passage_facts.get(p.passage_id, [])}
+        return [facts[row] for row in sorted(rows) if anchor in (facts[row][0], facts[row][2])]
+
+    def _bridges(
+        self, anchor: str, facts: Sequence[tuple[str, str, str]], vectors: dict[str, np.ndarray],
+        relation: np.ndarray, evidence: Sequence[RetrievedPassage],
+    ) -> list[tuple[tuple[str, str], float]]:
+        """((bridge, as the evidence spells it), score) for the bridges from `anchor`: a fact scores the
+        cosine of its predicate to what the question says about the anchor, so "born in" answers "the
+        birthplace of" whatever the names around it."""
+        from hippograph.clues import bridge_entities
+
+        texts = [p.text for p in evidence]
+        scored = [(s, p, o, float(vectors[p] @ relation)) for s, p, o in facts]
+        is_name = functools.partial(_spelled_as_name, texts=texts)
+        return [((bridge, _spelled_as_name(bridge, texts)), score)
+                for _, bridge, score in bridge_entities({anchor}, scored, is_name, self.config.bridge_clues)]
+
+    def _pooled(
+        self, question: str, clues: Sequence, found: dict[str, Retrieval], top_k: int, draft=None
+    ) -> Retrieval:
+        """Each clue's top `clue_hits` scored its weight x score / the clue's best, each passage by its
+        best hit, best first; then the question's own ranking fills up to `top_k`, below them all."""
+        pooled: dict[str, float] = {}
+        first_seen: dict[str, RetrievedPassage] = {}
+        for clue in clues:
+            top = found[clue.text].passages[: self.config.clue_hits]
+            best = top[0].score if top and top[0].score > 0 else 1.0
+            for passage in top:
+                score = clue.weight * passage.score / best
+                pooled[passage.passage_id] = max(pooled.get(passage.passage_id, 0.0), score)
+                first_seen.setdefault(passage.passage_id, passage)
+        ranked = sorted(pooled, key=lambda pid: -pooled[pid])  # stable: ties keep the order first seen
+        passages = [replace(first_seen[pid], score=pooled[pid]) for pid in ranked]
+        first = found[question]
+        floor = min(pooled.values(), default=1.0) / 2
+        best = first.passages[0].score if first.passages and first.passages[0].score > 0 else 1.0
+        passages += [replace(p, score=floor * p.score / best) for p in first.passages if p.passage_id not in pooled]
+        return Retrieval(question, self.mode, passages[:top_k], first.facts, list(clues), draft)
+
+
+def _relation(text: str, anchor: str, span: tuple[int, int] | None) -> str:
+    """What `text` says about `anchor`: the phrase that describes through it (or the whole text), less
+    the anchor's own words."""
+    said = text[span[0] : span[1]] if span else text
+    return re.sub(r"\b" + r"\W+".join(map(re.escape, anchor.split())) + r"\b", " ", said, flags=re.IGNORECASE)
+
+
+def _spelled_as_name(phrase: str, texts: Sequence[str]) -> str:
+    """How `phrase` (normalised, lower case) is written in the texts if it is written as a name there
+    (with a capital letter), else ""."""
+    words = phrase.split()
+    if not words:
+        return ""
+    pattern = re.compile(r"\b" + r"\W+".join(map(re.escape, words)) + r"\b", re.IGNORECASE)
+    for text in texts:
+        for match in pattern.finditer(text):
+            if any(ch.isupper() for ch in match.group(0)):
+                return match.group(0)
+    return ""

@@ -1,0 +1,117 @@
+"""Draft answers without a language model: the span of the evidence whose type fits the question.
+
+    who -> PERSON/ORG, when -> DATE, where -> GPE/LOC/FAC, how many -> CARDINAL, "which town" -> a place...;
+    else the phrase that completes the fact that best matches the question.
+
+Among the entities of the expected type in the top passages, the draft is the one whose sentence shares
+most of the question's relation words ("born", "mayor", "founded": its words that are not names), then
+most of the names it holds, earlier passages winning ties; what the question names is never its answer. `memorag` uses it as a clue, and
+`hippograph answer` can use it when no language model is configured.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from hippograph.types import DraftAnswer, Retrieval
+
+PLACE = frozenset({"GPE", "LOC", "FAC"})
+PERSON_OR_GROUP = frozenset({"PERSON", "ORG", "NORP"})
+_NOUN_TYPES = {
+    PLACE: "town city country village state county region place island river province district capital "
+           "birthplace area continent location nation municipality settlement",
+    frozenset({"PERSON"}): "man woman person singer actor actress author writer director player politician "
+                           "designer engineer founder king queen president leader architect composer artist "
+                           "musician producer poet painter chairman mayor principal father mother son daughter "
+                           "wife husband brother sister scientist member",
+    frozenset({"ORG"}): "company band team newspaper organization organisation university college school "
+                        "institution club party group label firm studio network airline publisher magazine "
+                        "agency corporation business brand",
+    frozenset({"DATE"}): "year date decade century month day era period",
+    frozenset({"WORK_OF_ART"}): "film movie book album song novel show series play opera painting",
+    frozenset({"LANGUAGE", "NORP"}): "language nationality",
+}
+_NOUN_LABELS = {noun: labels for labels, nouns in _NOUN_TYPES.items() for noun in nouns.split()}
+_WH_NOUN = re.compile(r"\b(?:which|what)\s+(\w+)(?:\s+(\w+))?")
+_WORD = re.compile(r"[^\W_]+")
+_QUESTION_WORDS = frozenset(
+    "what which who whom whose when where why how is was are were did does do the a an of in on at to for by "
+    "with from and or that this as its it his her their be been has had have".split()
+)
+_DEPTH = 5  # passages searched for the answer
+
+
+def expected_labels(question: str) -> frozenset[str] | None:
+    """spaCy entity labels an answer to `question` has, or None when its form does not say."""
+    text = question.lower()
+    if "how many" in text:
+        return frozenset({"CARDINAL"})
+    if "how much" in text:
+        return frozenset({"MONEY", "QUANTITY", "CARDINAL"})
+    if re.search(r"\bwhen\b", text):
+        return frozenset({"DATE"})
+    for match in _WH_NOUN.finditer(text):  # "in which town", "which small town"
+        for noun in match.groups():
+            if noun in _NOUN_LABELS:
+                return _NOUN_LABELS[noun]
+    if re.search(r"\bwhere\b", text):
+        return PLACE
+    if re.search(r"\bwho(m|se)?\b", text):
+        return PERSON_OR_GROUP
+    return None
+
+
+def draft_answer(question: str, retrieval: Retrieval, spacy_model: str = "en_core_web_sm") -> DraftAnswer:
+    """The draft answer to `question` from `retrieval`'s top passages, and the passage it came from."""
+    passages = retrieval.passages[:_DEPTH]
+    if not passages:
+        return DraftAnswer("")
+    labels = expected_labels(question)
+    if labels is not None:
+        typed = _typed_answer(question, passages, labels, spacy_model)
+        if typed is not None:
+            return typed
+    return _fact_completion(question, retrieval)
+
+
+def _typed_answer(question: str, passages: Sequence, labels: frozenset[str], spacy_model: str) -> DraftAnswer | None:
+    from hippograph.pipeline.extract import load_spacy
+
+    words = question.split()
+    names = _stems(" ".join(w for w in words[1:] if w[:1].isupper()))  # capitalised after the first word
+    relation = _stems(question) - _stems(" ".join(_QUESTION_WORDS)) - names
+    named = question.lower()
+    best, best_score = None, None
+    for rank, (passage, doc) in enumerate(zip(passages, load_spacy(spacy_model).pipe(p.text for p in passages))):
+        for entity in doc.ents:
+            if entity.label_ not in labels or entity.text.lower() in named:
+                continue
+            sentence = _stems(entity.sent.text)
+            score = (len(relation & sentence), len(names & sentence), -rank)
+            if best_score is None or score > best_score:
+                best, best_score = DraftAnswer(entity.text, passage.doc_id, passage.passage_id), score
+    return best
+
+
+def _fact_completion(question: str, retrieval: Retrieval) -> DraftAnswer:
+    """The end of the best-matching fact that the question does not name, as the evidence spells it."""
+    named = set(_words(question))
+    for fact in sorted(retrieval.facts, key=lambda f: -f.score):
+        for end, other in ((fact.object, fact.subject), (fact.subject, fact.object)):
+            if set(_words(end)) <= named or not set(_words(other)) & named:
+                continue
+            for passage in retrieval.passages[:_DEPTH]:
+                found = re.search(re.escape(end), passage.text, re.IGNORECASE)
+                if found:
+                    return DraftAnswer(found.group(0), passage.doc_id, passage.passage_id)
+    return DraftAnswer("")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _stems(text: str) -> set[str]:
+    """Crude stems (the first five letters), so "designer" meets "designed" and "founder" "founded"."""
+    return {w[:5] for w in _words(text)}
