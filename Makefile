@@ -30,6 +30,7 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/hippograph index examples/demo/corpus.jsonl --db $(DEMO_DB)
 	$(BIN)/hippograph query "$(DEMO_QUESTION)" --db $(DEMO_DB) --mode hipporag --top-k 5
+	$(BIN)/hippograph query "$(DEMO_QUESTION)" --db $(DEMO_DB) --mode memorag --top-k 5
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest tests -q -m "not llm_server"

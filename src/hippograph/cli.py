@@ -267,7 +267,11 @@ def _export_graph(args: argparse.Namespace) -> int:
 
 def _passage_table(passages: Sequence[RetrievedPassage]) -> str:
     rows = [[i + 1, f"{p.score:.4f}", p.doc_id, _clip(p.title, 30), _clip(p.text, 70)] for i, p in enumerate(passages)]
-    return format_table(rows, ["#", "score", "doc_id", "title", "text"])
+    header = ["#", "score", "doc_id", "title", "text"]
+    if any(p.reason for p in passages):  # memory modes say which key matched
+        rows = [row + [_clip(p.reason or "", 50)] for row, p in zip(rows, passages)]
+        header.append("matched key")
+    return format_table(rows, header)
 
 
 def _retrieval_table(retrieval: Retrieval) -> str:
@@ -275,6 +279,12 @@ def _retrieval_table(retrieval: Retrieval) -> str:
     if retrieval.facts:
         facts = [[f"{f.score:.3f}", f"({f.subject}; {f.predicate}; {f.object})"] for f in retrieval.facts]
         out += ["seed facts:", format_table(facts, ["score", "fact"])]
+    if retrieval.clues:
+        clues = [[c.kind, f"{c.weight:.3f}", _clip(c.text, 110)] for c in retrieval.clues]
+        out += ["clues:", format_table(clues, ["kind", "weight", "clue"])]
+    if retrieval.draft_answer is not None:
+        draft = retrieval.draft_answer
+        out.append(f"draft answer: {draft.text or '-'}" + (f"  (from {draft.passage_id})" if draft.passage_id else ""))
     return "\n".join(out)
 
 

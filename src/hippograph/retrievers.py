@@ -260,9 +260,10 @@ class MemoRAGRetriever(Retriever):
     hipporag. A hit scores its clue's weight (the question 1; a span its memory's match; a surrogate
     the product of its bridge facts' scores; the draft its passage's pooled score) times its score
     over the clue's best; a passage keeps its best hit (a sum would favour the passages every clue
-    about the question's topic finds, over the later hop only one clue reaches). Passages come best
-    first, ties in clue order, then the question's own ranking fills up to `top_k`. The first round's
-    seed facts are the retrieval's `facts`.
+    about the question's topic finds, over the later hop only one clue reaches). The hits of the
+    clues that ask the question (itself and its surrogates) come first, then those of the spans and
+    the draft, which ask for related text and a guessed entity, then the question's own ranking fills
+    up to `top_k` (see `_pooled`). The first round's seed facts are the retrieval's `facts`.
     """
 
     mode = "memorag"
@@ -372,24 +373,36 @@ class MemoRAGRetriever(Retriever):
     def _pooled(
         self, question: str, clues: Sequence, found: dict[str, Retrieval], top_k: int, draft=None
     ) -> Retrieval:
-        """Each clue's top `clue_hits` scored its weight x score / the clue's best, each passage by its
-        best hit, best first; then the question's own ranking fills up to `top_k`, below them all."""
-        pooled: dict[str, float] = {}
-        first_seen: dict[str, RetrievedPassage] = {}
+        """The clues' hits, de-duplicated, best first: those of the clues that ask the question (itself
+        and its surrogates), then those of the spans and the draft, then the question's own ranking up
+        to `top_k`. Within a band a hit scores its clue's weight x its score over the clue's best, and a
+        passage keeps its best hit; each band scores below the one before."""
+        asking = [c for c in clues if c.kind in ("question", "surrogate")]
+        bands = [self._hits(asking, found), self._hits([c for c in clues if c not in asking], found)]
+        first = found[question]
+        best = first.passages[0].score if first.passages and first.passages[0].score > 0 else 1.0
+        bands.append({p.passage_id: (p.score / best, p) for p in first.passages})
+        passages, ceiling, seen = [], 1.0, set()
+        for band in bands:
+            ranked = [pid for pid in sorted(band, key=lambda pid: -band[pid][0]) if pid not in seen]
+            top = max((band[pid][0] for pid in ranked), default=1.0) or 1.0
+            for pid in ranked:  # scaled under the band before, so scores fall all the way down
+                passages.append(replace(band[pid][1], score=ceiling * band[pid][0] / top))
+            seen.update(ranked)
+            ceiling = min((p.score for p in passages), default=ceiling) / 2
+        return Retrieval(question, self.mode, passages[:top_k], first.facts, list(clues), draft)
+
+    def _hits(self, clues: Sequence, found: dict[str, Retrieval]) -> dict[str, tuple[float, RetrievedPassage]]:
+        """passage id -> (best weighted score, passage) over the clues' top `clue_hits` (ties: first seen)."""
+        hits: dict[str, tuple[float, RetrievedPassage]] = {}
         for clue in clues:
             top = found[clue.text].passages[: self.config.clue_hits]
             best = top[0].score if top and top[0].score > 0 else 1.0
             for passage in top:
                 score = clue.weight * passage.score / best
-                pooled[passage.passage_id] = max(pooled.get(passage.passage_id, 0.0), score)
-                first_seen.setdefault(passage.passage_id, passage)
-        ranked = sorted(pooled, key=lambda pid: -pooled[pid])  # stable: ties keep the order first seen
-        passages = [replace(first_seen[pid], score=pooled[pid]) for pid in ranked]
-        first = found[question]
-        floor = min(pooled.values(), default=1.0) / 2
-        best = first.passages[0].score if first.passages and first.passages[0].score > 0 else 1.0
-        passages += [replace(p, score=floor * p.score / best) for p in first.passages if p.passage_id not in pooled]
-        return Retrieval(question, self.mode, passages[:top_k], first.facts, list(clues), draft)
+                if passage.passage_id not in hits or score > hits[passage.passage_id][0]:
+                    hits[passage.passage_id] = (score, passage)
+        return hits
 
 
 def _relation(text: str, anchor: str, span: tuple[int, int] | None) -> str:
