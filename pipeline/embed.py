@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -30,11 +31,14 @@ class Embedder:
         self.bfloat16 = precision == "bfloat16" or (precision == "auto" and _cpu_has_native_bf16())
         if self.bfloat16:
             _store_linear_weights_in_bfloat16(self.model)
+        # One embedder serves every thread of a process, and its fast tokenizer is not thread-safe: a
+        # count_tokens call (no padding) in one thread can switch padding off under another's encode.
+        self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str], progress: bool = False, batch_size: int | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._precision():
+        with self._lock, self._precision():
             vectors = self.model.encode(
                 list(texts),
                 batch_size=batch_size or self.batch_size,
@@ -49,8 +53,9 @@ class Embedder:
         if not texts:
             return []
         # verbose=False: measuring texts longer than the window is the point, not worth a warning
-        encoded = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-        return [len(ids) for ids in encoded]
+        with self._lock:
+            encoded = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]
 
     @property
     def max_tokens(self) -> int:

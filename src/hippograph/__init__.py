@@ -11,13 +11,14 @@ from hippograph.errors import HippographError, InputError, ModelNotFoundError, S
 from hippograph.memory import Memory
 from hippograph.registry import register_extractor, register_retriever
 from hippograph.types import (
-    Answer, Document, GraphExport, ImportReport, IndexReport, Passage, PassageFacts, Retrieval, RetrievedPassage, SeedFact,
-    StoreStats, Triple, LLMUsage,
+    Answer, Clue, Document, DraftAnswer, GraphExport, ImportReport, IndexReport, LLMUsage, MemoryRecord, Passage,
+    PassageFacts, Retrieval, RetrievedPassage, SeedFact, StoreStats, Triple,
 )
 
 __all__ = [
-    "Answer", "Config", "LLMUsage", "Document", "GraphExport", "HippographError", "ImportReport", "IndexReport", "InputError", "Memory",
-    "ModelNotFoundError", "Passage", "PassageFacts", "Retrieval", "RetrievedPassage", "SeedFact", "StoreError",
-    "StoreStats", "Triple", "load_config", "register_extractor", "register_retriever",
+    "Answer", "Clue", "Config", "Document", "DraftAnswer", "GraphExport", "HippographError", "ImportReport",
+    "IndexReport", "InputError", "LLMUsage", "Memory", "MemoryRecord", "ModelNotFoundError", "Passage", "PassageFacts",
+    "Retrieval", "RetrievedPassage", "SeedFact", "StoreError", "StoreStats", "Triple", "load_config",
+    "register_extractor", "register_retriever",
 ]
 __version__ = "0.1.0"
