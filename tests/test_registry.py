@@ -73,7 +73,7 @@ def test_the_cli_takes_registered_modes_and_extractors_from_plugins(cli, tmp_pat
 def test_unknown_names_are_refused_with_the_registered_ones():
     with pytest.raises(ValueError, match="extractor must be one of 'spacy', 'llm', 'toy'"):
         Config(extractor="nope")
-    with pytest.raises(InputError, match="unknown mode 'nope'; registered: bm25, dense, hipporag, title"):
+    with pytest.raises(InputError, match="unknown mode 'nope'; registered: bm25, dense, hipporag, memorag, memory, title"):
         Memory("unused.duckdb").retrieve("q", mode="nope")
 
 
