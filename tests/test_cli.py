@@ -270,7 +270,9 @@ def test_eval_json_recall_for_each_mode(cli, repo_root, tmp_path, monkeypatch):
     assert [r["mode"] for r in result["results"]] == ["bm25", "dense"]
     for r in result["results"]:
         assert set(r) == {"mode", "recall@2", "recall@5", "latency_ms_p50", "latency_ms_p95",
-                          "answer_recall@2", "answer_recall@5"}, "the demo questions have answers; no LLM, no EM"
+                          "answer_recall@2", "answer_recall@5", "exact_match", "f1", "answers_by"}
+        assert r["answers_by"] == "draft", "no LLM: the offline drafts are scored"
+        assert 0 <= r["exact_match"] <= r["f1"] <= 100
         assert 0 <= r["recall@2"] <= r["recall@5"] <= 100
         assert 0 <= r["answer_recall@2"] <= r["answer_recall@5"] <= 100
         assert r["recall@5"] > 0 and r["answer_recall@5"] > 0
@@ -282,8 +284,8 @@ def test_eval_into_a_given_store_reuses_it(cli, repo_root, demo_store_copy):
     code, out, err = cli("eval", "--corpus", corpus, "--questions", questions, "--modes", "bm25", "--k", "5,2", "--db", demo_store_copy)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == f"14 questions, {corpus}"
-    assert lines[1].split() == ["mode", "R@2", "R@5", "p50", "ms", "p95", "ms", "AR@2", "AR@5"]
+    assert lines[0] == f"14 questions, {corpus}; EM and F1 of the offline draft answers"
+    assert lines[1].split() == ["mode", "R@2", "R@5", "p50", "ms", "p95", "ms", "AR@2", "AR@5", "EM", "F1"]
     assert lines[3].split()[0] == "bm25"
     assert stats(cli, demo_store_copy)["generation"] == 1  # the corpus was already there: nothing rewritten
 

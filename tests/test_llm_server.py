@@ -68,8 +68,17 @@ def test_answer_cites_only_passages_it_was_given(llama_server, demo_store, demo_
                           "note": result.note}))
         given = {p.doc_id for p in result.passages}
         assert len(result.passages) == 3
-        assert result.answer, result.note
+        assert result.answer and result.source == "llm", result.note
         assert set(result.citations) <= given
+
+
+def test_memorag_with_the_llms_clues_answers_queries(llama_server, demo_store, demo_question_records):
+    memory = Memory(demo_store, llm_options(llama_server, clue_writer="llm"))
+    for record in demo_question_records[-2:]:  # the 3- and 4-hop questions
+        result = memory.retrieve(record["question"], mode="memorag", top_k=5)
+        print(json.dumps([clue.to_dict() for clue in result.clues]))
+        assert len(result.passages) == 5 and result.clues[0].text == record["question"]
+        assert all(len(clue.text.split()) >= 4 for clue in result.clues[1:] if clue.kind != "draft")
 
 
 def test_the_llm_recognition_filter_answers_queries(llama_server, demo_store, demo_question_records):

@@ -1,11 +1,13 @@
-"""What needs an LLM at query time: HippoRAG 2's recognition filter, and answers that cite their passages.
+"""What needs an LLM at query time: HippoRAG 2's recognition filter, MemoRAG's clues, and answers that cite
+their passages.
 
     recognize(client, question, facts)  -> indices of up to 4 linked facts the LLM keeps, or None
+    llm_clue_writer(client)             -> a ClueWriter: the LLM's spans, questions and draft answer
     answer(client, retrieval)           -> Answer: the LLM's answer, citing doc_ids of the given passages
 
-Both ask through `hippograph.llm` (cached, retried) and never fail a query: a reply that is still invalid
-after one more try, or a server that is down, gives None (the retriever falls back to the default filter)
-or an Answer without an answer that says why.
+All ask through `hippograph.llm` (cached, retried) and never fail a query: a reply that is still invalid
+after one more try, or a server that is down, gives None (the retriever falls back to the default filter),
+the offline clues, or an Answer without an answer that says why.
 """
 
 from __future__ import annotations
@@ -13,17 +15,21 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from hippograph.clues import ClueWriter, MemoryGist, offline_clues
 from hippograph.llm import InvalidReply, LLMClient, LLMUnavailable, ask, parse_json
 from hippograph.pipeline.extract import normalize_phrase
-from hippograph.types import Answer, Retrieval
+from hippograph.types import Answer, Clue, Retrieval
 
 # Bump when a prompt changes: part of every cache key, so no reply to the old prompt is reused.
 RECOGNITION_PROMPT_VERSION = 1
 ANSWER_PROMPT_VERSION = 1
+CLUE_PROMPT_VERSION = 1
+MAX_LLM_CLUES = 8  # a runaway reply retrieves no more than this
+MAX_CLUE_CHARS = 300
 MAX_KEPT_FACTS = 4  # HippoRAG 2 keeps up to 4 of the linked facts
 
-NEEDS_LLM = ("answering needs an LLM: set llm_base_url and llm_model (--config or $HIPPOGRAPH_CONFIG); "
-             "here is the evidence retrieval found")
+DRAFT_ONLY = ("no LLM configured: this is the offline draft answer; set llm_base_url and llm_model "
+              "(--config or $HIPPOGRAPH_CONFIG) for an LLM's cited answer")
 
 RECOGNITION_SYSTEM = (
     "You help a search engine. Given a question and numbered facts, pick the facts that help answer the "
@@ -83,6 +89,53 @@ def recognize(client: LLMClient, question: str, facts: Sequence[tuple[str, str, 
                    lambda content: parse_kept_facts(content, facts))
     except (InvalidReply, LLMUnavailable):
         return None
+
+
+# ---- MemoRAG's clues ------------------------------------------------------------------------------------
+
+CLUE_SYSTEM = (
+    "You are the memory of a library. Given notes on the documents nearest a question, write clues that would "
+    "help find the passages that answer it: spans (statements those passages likely contain), questions "
+    "(sharper rewrites that name what the question only describes) and your draft answer. Reply with JSON "
+    'only: {"spans": ["..."], "questions": ["..."], "answer": "..."}.'
+)
+
+
+def clue_messages(question: str, memories: Sequence[MemoryGist]) -> list[dict[str, str]]:
+    notes = "\n".join(f"- {m.title}: {m.gist}" for m in memories) or "(none)"
+    return [{"role": "system", "content": CLUE_SYSTEM},
+            {"role": "user", "content": f"Notes:\n{notes}\n\nQuestion: {question}"}]
+
+
+def parse_clues(content: str) -> list[Clue]:
+    """The clues of a reply: its questions (as surrogates), spans and answer (as a draft), at most
+    `MAX_LLM_CLUES`, each clipped to `MAX_CLUE_CHARS`. A reply with none is invalid."""
+    value = parse_json(content)
+    if not isinstance(value, dict):
+        raise InvalidReply('it held no {"spans": [...], "questions": [...], "answer": "..."} object')
+    clues = []
+    for key, kind in (("questions", "surrogate"), ("spans", "span"), ("answer", "draft")):
+        items = value.get(key)
+        for item in items if isinstance(items, list) else [items]:
+            text = _first_text(item)
+            if text:
+                clues.append(Clue(" ".join(text.split())[:MAX_CLUE_CHARS], kind))
+    if not clues:
+        raise InvalidReply("it held no clue")
+    return clues[:MAX_LLM_CLUES]
+
+
+def llm_clue_writer(client: LLMClient) -> ClueWriter:
+    """A clue writer (`hippograph.clues.ClueWriter`) that asks the LLM; where its reply is unusable twice,
+    or the server is down, the offline clues stand in."""
+
+    def write_clues(question: str, memories: Sequence[MemoryGist]) -> list[Clue]:
+        try:
+            return ask(client, clue_messages(question, memories), f"clues-{CLUE_PROMPT_VERSION}", parse_clues)
+        except (InvalidReply, LLMUnavailable):
+            return offline_clues(question, memories)
+
+    return write_clues
 
 
 # ---- answers --------------------------------------------------------------------------------------------

@@ -69,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--json", action="store_true")
     query.set_defaults(run=_query)
 
-    answer = add("answer", help="retrieve, then have the LLM answer from the passages, citing them by doc_id")
+    answer = add("answer", help="retrieve, then answer from the passages citing them by doc_id: the LLM's "
+                 "answer with one configured, else the offline draft")
     answer.add_argument("question")
     answer.add_argument("--mode", choices=retrievers.names(), default="hipporag")
     answer.add_argument("--top-k", type=int, default=5)
@@ -203,7 +204,8 @@ def _answer(args: argparse.Namespace) -> int:
         return 0
     lines = [f"{result.question}  [{result.mode}]"]
     if result.answer is not None:
-        lines.append(f"answer: {result.answer}    citations: {', '.join(result.citations) or '(none)'}")
+        drafted = " (offline draft)" if result.source == "draft" else ""
+        lines.append(f"answer: {result.answer}{drafted}    citations: {', '.join(result.citations) or '(none)'}")
     lines.append(_passage_table(result.passages))
     print("\n".join(lines))
     return 0
@@ -247,7 +249,8 @@ def _eval(args: argparse.Namespace) -> int:
                 + [f"{r.answer_recall[k]:.1f}" for k in ks if r.answer_recall]
                 + ([f"{r.exact_match:.1f}", f"{r.f1:.1f}"] if r.exact_match is not None else [])
                 for r in results]
-        print(f"{len(questions)} questions, {args.corpus}\n" + format_table(rows, header))
+        by = f"; EM and F1 of the {'LLM' if results[0].answers_by == 'llm' else 'offline draft'} answers" if results[0].answers_by else ""
+        print(f"{len(questions)} questions, {args.corpus}{by}\n" + format_table(rows, header))
     return 0
 
 

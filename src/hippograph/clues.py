@@ -6,7 +6,9 @@ dropped; the draft answer and the question itself are always added; each clue th
 
 Offline, the clues come from the global memory (`hippograph.retrievers.MemoRAGRetriever`):
 - spans: the statement of each memory nearest the question that matched it best (`offline_clues`,
-  the one place where a language model's clue writer plugs in: same arguments, same result);
+  the one place where a language model's clue writer plugs in: same arguments, same result; with
+  `clue_writer="llm"`, `hippograph.answers.llm_clue_writer` asks the LLM for spans, sharper questions and
+  a draft answer instead);
 - surrogate questions: the question with a bridge entity, found in the facts of the first round's
   evidence, in place of the phrase that describes it ("the designer of the Veloria Bridge" -> "Ada Marsh");
 - the draft answer (`hippograph.draft`).

@@ -70,6 +70,10 @@ class Config:
     bridge_clues: int = option(3, "surrogate questions per round: bridge entities found in the evidence facts")
     clue_rounds: int = option(
         2, "rounds of surrogate questions: each bridges one hop further, from the entity the last one put in")
+    clue_writer: str = option(
+        "offline", '"offline": span clues are the best statements of the memories nearest the question; '
+        '"llm": the LLM writes spans, sharper questions and a draft answer from those memories (MemoRAG\'s '
+        "memory model), the offline clues standing in when its reply is unusable")
 
     # ---- graph (HippoRAG 2 defaults) --------------------------------------------------------------
     synonym_threshold: float = option(0.8, "cosine at or above which two phrases get a synonym edge", shapes_index=True)
@@ -136,7 +140,7 @@ class Config:
 
     def _check_llm(self) -> None:
         """What needs an LLM is refused without one, rather than calling a default (paid) endpoint."""
-        needing = [name for name in ("extractor", "recognition_filter") if getattr(self, name) == "llm"]
+        needing = [name for name in ("extractor", "recognition_filter", "clue_writer") if getattr(self, name) == "llm"]
         if needing and self.llm_base_url is None:
             raise ValueError(f"config option {needing[0]}=\"llm\" needs llm_base_url (and llm_model): "
                              "the OpenAI-compatible endpoint to ask")
@@ -170,6 +174,7 @@ _CHOICES = {
     "embedding_precision": ("auto", "float32", "bfloat16"),
     "pagerank_solver": ("power", "prpack"),
     "recognition_filter": ("entity", "entity_only", "relative", "none", "llm"),
+    "clue_writer": ("offline", "llm"),
     "score_fusion": ("ppr", "rrf"),
 }
 
@@ -207,6 +212,11 @@ _RANGES = {
     "damping": _Range(0, 1, closed=False),  # at 1 PageRank forgets its seeds and never converges
     "recognition_min_ratio": _Range(0, 1),
     "entity_link_threshold": _Range(-1, 1),  # a cosine
+    "memory_budget": _Range(0.01, 1),
+    "clue_hits": _Range(1),
+    "span_clues": _Range(0),
+    "bridge_clues": _Range(0),
+    "clue_rounds": _Range(0),
     "llm_timeout": _Range(0.001),
     "llm_max_retries": _Range(0),
     "llm_max_concurrency": _Range(1),

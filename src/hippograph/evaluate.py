@@ -1,6 +1,6 @@
 """Evaluation: Recall@k over questions with `supporting_ids`, per-question latency, and, for questions with
-gold answers, answer recall (a gold answer within the top-k evidence) and, with an LLM, the exact match and
-token F1 of its answers (SQuAD's normalisation)."""
+gold answers, answer recall (a gold answer within the top-k evidence) and the exact match and token F1 of
+the answers (the LLM's, or offline drafts; SQuAD's normalisation)."""
 
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ class ModeResult:
     latency_ms_p50: float
     latency_ms_p95: float
     answer_recall: dict[int, float] = field(default_factory=dict)  # k -> percent; when questions have answers
-    exact_match: float | None = None  # percent, when an LLM answered
+    exact_match: float | None = None  # percent, of `memory.answer`'s answers, when questions have answers
     f1: float | None = None
+    answers_by: str | None = None  # "llm" or "draft" (offline), when answers were scored
 
     def to_dict(self) -> dict[str, object]:
         out = {
@@ -47,7 +48,7 @@ class ModeResult:
             **{f"answer_recall@{k}": round(v, 2) for k, v in self.answer_recall.items()},
         }
         if self.exact_match is not None:
-            out.update(exact_match=round(self.exact_match, 2), f1=round(self.f1, 2))
+            out.update(exact_match=round(self.exact_match, 2), f1=round(self.f1, 2), answers_by=self.answers_by)
         return out
 
 
@@ -119,7 +120,8 @@ def evaluate(
     memory: Memory, questions: Sequence[Question], modes: Sequence[str], ks: Sequence[int], answer_top_k: int = 5
 ) -> list[ModeResult]:
     """Recall@k for each mode, retrieving each question on its own so latency is per question; answer recall
-    when questions have gold answers, and exact match and F1 of the LLM's answers when one is configured."""
+    when questions have gold answers, with the exact match and F1 of `Memory.answer`'s answers (the LLM's
+    with one configured, else the offline drafts)."""
     depth = max(ks) * 3  # passages, so that chunks of one document still leave max(ks) documents
     with_answers = [q for q in questions if q.answers]
     results = []
@@ -144,8 +146,10 @@ def evaluate(
             float(np.percentile(latencies, 95)),
             {k: 100 * float(np.mean(v)) for k, v in found.items() if v},
         )
-        if with_answers and memory.config.llm_base_url is not None:
-            answers = [memory.answer(q.question, mode=mode, top_k=answer_top_k).answer or "" for q in with_answers]
+        if with_answers:
+            answered = [memory.answer(q.question, mode=mode, top_k=answer_top_k) for q in with_answers]
+            answers = [a.answer or "" for a in answered]
+            result.answers_by = "llm" if memory.config.llm_base_url is not None else "draft"
             result.exact_match = 100 * float(np.mean([exact_match(a, q.answers) for a, q in zip(answers, with_answers)]))
             result.f1 = 100 * float(np.mean([token_f1(a, q.answers) for a, q in zip(answers, with_answers)]))
         results.append(result)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, IO
 
-from hippograph.answers import NEEDS_LLM, answer as answer_from_passages
+from hippograph.answers import DRAFT_ONLY, answer as answer_from_passages
 from hippograph.config import Config, default_db_path
 from hippograph.errors import InputError, StoreError
 from hippograph.indexing.store import (
@@ -136,16 +136,29 @@ class Memory:
         return snapshot.retriever(mode, with_cache_beside(self.config, self.db_path))
 
     def answer(self, question: str, mode: str = "hipporag", top_k: int = 5) -> Answer:
-        """Retrieve the `top_k` passages for `question` by `mode`, then have the LLM answer from them, citing
-        them by doc_id (citations to passages it was not given are dropped). Without an LLM configured
-        (`llm_base_url`), or when it gives no usable answer, `answer` is None and `note` says why; the
-        passages are there either way."""
+        """Retrieve the `top_k` passages for `question` by `mode`, then answer from them.
+
+        With an LLM configured (`llm_base_url`), the LLM answers, citing passages by doc_id (citations to
+        passages it was not given are dropped). Without one, or when it gives no usable answer, the answer is
+        the offline draft (`hippograph.draft`: an entity of the type the question asks for, from the top
+        passages), citing the passage it came from; `source` tells which, and `note` why. `answer` is None
+        only when neither found anything."""
         retrieval = self.retrieve(question, mode, top_k)
         client = llm_client(with_cache_beside(self.config, self.db_path))
         if client is None:
-            # The one place that answers without an LLM: an offline draft answer would go here.
-            return Answer(question, None, [], retrieval.passages, retrieval.mode, note=NEEDS_LLM)
-        return answer_from_passages(client, retrieval)
+            return self._drafted(retrieval, DRAFT_ONLY)
+        answered = answer_from_passages(client, retrieval)
+        if answered.answer is not None or not retrieval.passages:
+            return answered
+        return self._drafted(retrieval, f"{answered.note}; this is the offline draft answer")
+
+    def _drafted(self, retrieval: Retrieval, note: str) -> Answer:
+        from hippograph.draft import draft_answer  # spaCy, only when a draft is asked for
+
+        draft = retrieval.draft_answer or draft_answer(retrieval.question, retrieval, self.config.spacy_model)
+        citations = [draft.doc_id] if draft.doc_id else []
+        return Answer(retrieval.question, draft.text or None, citations, retrieval.passages, retrieval.mode,
+                      note=note, source="draft")
 
     def refresh(self) -> bool:
         """Drop the snapshot if a newer store was published since it was read; True if one was.

@@ -273,6 +273,11 @@ class MemoRAGRetriever(Retriever):
         super().__init__(snapshot, config)
         self.hipporag = snapshot.retriever("hipporag", config)
         self.memory = snapshot.retriever("memory", config)
+        if config.clue_writer == "llm":  # which a Config allows only with an LLM
+            from hippograph.answers import llm_clue_writer
+            from hippograph.llm import llm_client
+
+            self.write_clues = llm_clue_writer(llm_client(config))
         graph = snapshot.graph
         fact_rows = {fact: row for row, fact in enumerate(graph.facts)}
         self.passage_facts: dict[str, list[int]] = {}

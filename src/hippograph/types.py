@@ -311,7 +311,8 @@ class GraphExport:
 @dataclass(frozen=True)
 class Answer:
     """An answer to a question from retrieved passages (`Memory.answer`). `citations` are the doc_ids of
-    the given passages the answer rests on; `answer` is None when no answer was made, and `note` says why."""
+    the given passages the answer rests on; `answer` is None when no answer was made, and `note` says why.
+    `source` is "llm" for the LLM's answer, "draft" for the offline draft (`hippograph.draft`)."""
 
     question: str
     answer: str | None
@@ -319,8 +320,9 @@ class Answer:
     passages: list[RetrievedPassage]
     mode: str
     note: str = ""
+    source: str = "llm"
 
     def to_dict(self) -> dict[str, Any]:
         out = {"question": self.question, "answer": self.answer, "citations": list(self.citations),
-               "passages": [p.to_dict() for p in self.passages], "mode": self.mode}
+               "passages": [p.to_dict() for p in self.passages], "mode": self.mode, "source": self.source}
         return {**out, "note": self.note} if self.note else out

@@ -81,11 +81,11 @@ def test_commit_refuses_unfinished_shards_and_ignores_half_written_files(tmp_pat
     shards.run_stage("embed_passages", shard)
     # what a worker killed while writing leaves: a temporary file, never the output's name
     (Path(shard) / ".facts.parquet.123.abc.tmp").write_bytes(b"PAR1 half a file")
-    with pytest.raises(HippographError, match="not finished.*lacks facts, graph_vectors"):
+    with pytest.raises(HippographError, match="not finished.*lacks facts, graph_vectors, memories"):
         shards.commit_shards(db, [shard])
     assert not db.exists(), "nothing is committed from an unfinished shard"
-    shards.run_stage("extract", shard)
-    shards.run_stage("embed_graph", shard)
+    for stage in ("extract", "embed_graph", "compress"):
+        shards.run_stage(stage, shard)
     report = shards.commit_shards(db, [shard])
     assert report.indexed == 3
     assert not Path(shard).exists(), "committed shards are removed"
