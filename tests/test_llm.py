@@ -367,7 +367,10 @@ def test_the_llm_writes_memorags_clues_from_the_nearest_memories(small_store, tm
     assert "kettleby" in [p.doc_id for p in retrieval.passages[:2]]
 
 
-@pytest.mark.parametrize("content", ["no clues here", '{"spans": true, "questions": [null, {}]}', "", '["", "  "]'])
+@pytest.mark.parametrize("content", [
+    "no clues here", '{"spans": true, "questions": [null, {}]}', "", '["", "  "]',
+    '{"spans": ["Kettleby", "the mayor"], "questions": ["Who?"], "answer": "Tobias Wren"}',  # fragments only
+])
 def test_malformed_clue_replies_are_ignored(small_store, tmp_path, content):
     offline = Memory(small_store).retrieve(MAYOR_QUESTION, mode="memorag")
     with ScriptedServer(lambda request, number: Reply(content)) as server:

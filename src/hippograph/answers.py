@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from hippograph.clues import ClueWriter, MemoryGist, offline_clues
+from hippograph.clues import MIN_CLUE_WORDS, ClueWriter, MemoryGist, offline_clues
 from hippograph.llm import InvalidReply, LLMClient, LLMUnavailable, ask, parse_json
 from hippograph.pipeline.extract import normalize_phrase
 from hippograph.types import Answer, Clue, Retrieval
@@ -108,8 +108,9 @@ def clue_messages(question: str, memories: Sequence[MemoryGist]) -> list[dict[st
 
 
 def parse_clues(content: str) -> list[Clue]:
-    """The clues of a reply: its questions (as surrogates), spans and answer (as a draft), at most
-    `MAX_LLM_CLUES`, each clipped to `MAX_CLUE_CHARS`. A reply with none is invalid."""
+    """The clues of a reply: its questions (as surrogates), spans and answer (as a draft) of more than
+    three words (MemoRAG drops the rest), at most `MAX_LLM_CLUES`, each clipped to `MAX_CLUE_CHARS`. A reply
+    with none is invalid, so that a model that writes only fragments leaves the offline clues in place."""
     value = parse_json(content)
     if not isinstance(value, dict):
         raise InvalidReply('it held no {"spans": [...], "questions": [...], "answer": "..."} object')
@@ -117,11 +118,11 @@ def parse_clues(content: str) -> list[Clue]:
     for key, kind in (("questions", "surrogate"), ("spans", "span"), ("answer", "draft")):
         items = value.get(key)
         for item in items if isinstance(items, list) else [items]:
-            text = _first_text(item)
-            if text:
-                clues.append(Clue(" ".join(text.split())[:MAX_CLUE_CHARS], kind))
+            text = " ".join((_first_text(item) or "").split())
+            if len(text.split()) >= MIN_CLUE_WORDS:
+                clues.append(Clue(text[:MAX_CLUE_CHARS], kind))
     if not clues:
-        raise InvalidReply("it held no clue")
+        raise InvalidReply(f"it held no clue of {MIN_CLUE_WORDS} words or more")
     return clues[:MAX_LLM_CLUES]
 
 
