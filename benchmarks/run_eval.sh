@@ -8,6 +8,5 @@ mkdir -p benchmarks/results benchmarks/.cache
 for dataset in hotpotqa-dev musique-dev; do
   args=(--corpus "$DATA/$dataset/corpus.jsonl" --questions "$DATA/$dataset/questions.jsonl"
         --modes bm25,dense,hipporag,memory,memorag --k 2,5,10 --db "benchmarks/.cache/$dataset.duckdb")
-  .venv/bin/hippograph eval "${args[@]}" | tee "benchmarks/results/eval_$dataset.txt"
-  .venv/bin/hippograph eval "${args[@]}" --json > "benchmarks/results/eval_$dataset.json"
+  .venv/bin/hippograph eval "${args[@]}" --save "benchmarks/results/eval_$dataset.json" | tee "benchmarks/results/eval_$dataset.txt"
 done

@@ -106,16 +106,22 @@ class PowerIteration:
         self.tolerance, self.max_steps = tolerance, max_steps
 
     def __call__(self, reset: np.ndarray, damping: float) -> np.ndarray:
-        restart = torch.from_numpy(reset / reset.sum())
+        """The PageRank of one reset vector, or of each column of a (vertices, queries) matrix: the
+        columns share every sparse product, which reads the matrix once for all of them."""
+        single = reset.ndim == 1
+        restart = torch.from_numpy(reset[:, None] if single else reset)
+        restart = restart / restart.sum(dim=0, keepdim=True)
         previous, ranks, weight = restart, restart, 1.0
         for step in range(self.max_steps):
-            stepped = torch.addmv(restart, self.transition, ranks, alpha=damping)  # one power step: d P z + r
-            if self._converged(float(torch.dist(stepped, ranks, p=1)), damping):
+            stepped = torch.addmm(restart, self.transition, ranks, alpha=damping)  # one power step: d P z + r
+            residual = float((stepped - ranks).abs().sum(dim=0).max())  # the slowest column decides
+            if self._converged(residual, damping):
                 break
             weight = _chebyshev_weight(step, damping, weight)
             stepped = torch.lerp(previous, stepped, weight)  # previous + weight x (stepped - previous)
             previous, ranks = ranks, stepped
-        return (stepped / stepped.sum()).numpy()
+        ranks = (stepped / stepped.sum(dim=0, keepdim=True)).numpy()
+        return ranks[:, 0] if single else ranks
 
     def _converged(self, residual: float, damping: float) -> bool:
         """The L1 error of the power step is at most d / (1 - d) x the residual (P has column sums <= 1),

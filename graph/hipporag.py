@@ -53,27 +53,45 @@ class HippoRAGGraph:
     ) -> GraphSearch:
         """`linked_phrases`: (phrase vertex, similarity) for phrases the query names (see `link_phrases`);
         `question`: its text, for the LLM recognition filter."""
-        seeds = self.recognize(self.link_facts(query_vector), linked_phrases, question)
-        phrase_weights = self._fact_phrase_weights(seeds) + self._entity_phrase_weights(linked_phrases)
-        if not phrase_weights.any():
-            return GraphSearch(dense_scores, [])
-        reset = np.concatenate([phrase_weights, self._passage_weights(dense_scores)])
-        ranks = self.pagerank(reset)
-        scores = ranks[self.graph.passage_offset :]
-        if self.config.score_fusion == "rrf":
-            scores = reciprocal_rank_fusion([scores, dense_scores])
-        return GraphSearch(scores, seeds)
+        return self.search_many(query_vector[None, :], dense_scores[None, :], [linked_phrases], [question])[0]
 
-    def pagerank(self, reset: np.ndarray) -> np.ndarray:
+    def search_many(
+        self, query_vectors: np.ndarray, dense_scores: np.ndarray,
+        linked_phrases: Sequence[Sequence[tuple[int, float]]], questions: Sequence[str],
+    ) -> list[GraphSearch]:
+        """`search` for each row of `query_vectors` and `dense_scores`, with one PageRank for them all."""
+        fact_links = self.fact_cosine.top_many(query_vectors, self.config.linking_top_k) if self._links_facts else None
+        seeds, resets = [], {}  # resets: query row -> reset vector, for the queries the graph seeds
+        for i, question in enumerate(questions):
+            seeds.append(self.recognize(fact_links[i] if fact_links else [], linked_phrases[i], question))
+            phrase_weights = self._fact_phrase_weights(seeds[i]) + self._entity_phrase_weights(linked_phrases[i])
+            if phrase_weights.any():
+                resets[i] = np.concatenate([phrase_weights, self._passage_weights(dense_scores[i])])
+        scores = list(dense_scores)  # a query that seeds nothing keeps its dense scores, and no seed facts
+        if resets:
+            ranks = self.pagerank(np.stack(list(resets.values()), axis=1))
+            for column, i in enumerate(resets):
+                scores[i] = ranks[self.graph.passage_offset :, column]
+                if self.config.score_fusion == "rrf":
+                    scores[i] = reciprocal_rank_fusion([scores[i], dense_scores[i]])
+        return [GraphSearch(scores[i], seeds[i] if i in resets else []) for i in range(len(questions))]
+
+    @property
+    def _links_facts(self) -> bool:
+        return len(self.facts) > 0 and self.config.linking_top_k > 0
+
+    def pagerank(self, resets: np.ndarray) -> np.ndarray:
+        """PageRank of each column of `resets` (vertices, queries)."""
         if self.config.pagerank_solver == "prpack":
-            return personalized_pagerank(self.graph.graph, reset, self.config.damping)
+            columns = [personalized_pagerank(self.graph.graph, r, self.config.damping) for r in resets.T]
+            return np.stack(columns, axis=1)
         if self._power is None:
             self._power = PowerIteration(self.graph.graph)
-        return self._power(reset, self.config.damping)
+        return self._power(resets, self.config.damping)
 
     def link_facts(self, query_vector: np.ndarray) -> list[tuple[int, float]]:
         """The top `linking_top_k` facts by cosine to the query: (fact index, similarity)."""
-        if len(self.facts) == 0 or self.config.linking_top_k == 0:
+        if not self._links_facts:
             return []
         return self.fact_cosine.top(query_vector, self.config.linking_top_k)
 

@@ -6,7 +6,8 @@ Each document becomes one `MemoryRecord` within a byte budget (`Config.memory_bu
   (the entities and numbers a sentence names), stripped of parentheses, in document order;
 - key facts: its extracted triples that the gist does not already say, parsed facts first;
 - self-matching keys: statements of what the document can answer, embedded with its title: first the
-  whole record (gist and key facts), then the gist and each key fact on their own. CMT keys a memory by
+  whole record (gist and key facts), then the gist and each key fact on their own, each statement
+  once (a record that is only its gist has one key). CMT keys a memory by
   what it can itself answer; a question is matched against the keys (`hippograph.retrievers.MemoryRetriever`).
 
 Both choices (lead first; one key for the whole record) kept more hotpotqa-dev recall at this budget than
@@ -59,7 +60,9 @@ def compress_document(document: Document, facts: Sequence[PassageFacts], budget:
             key_facts.append(statement)
             room -= _bytes(statement)
     statements = ([gist] if gist else []) + key_facts
-    keys = [record_text(gist, key_facts)] + statements if statements else []
+    # A record of one statement (a gist and no key facts, most records) is its own only key: embedding
+    # it twice would cost a forward pass and add nothing.
+    keys = list(dict.fromkeys([record_text(gist, key_facts)] + statements)) if statements else []
     return MemoryRecord(document.doc_id, gist, key_facts, keys, source_bytes)
 
 

@@ -63,3 +63,22 @@ def test_an_open_reader_never_blocks_an_index_run(small_store_copy, tmp_path):
     finally:
         reader.close()
     assert Memory(small_store_copy).stats().documents == 4
+
+
+def test_threads_sharing_one_memory_get_what_serial_calls_get(demo_store, demo_question_records):
+    """Eight threads on one `Memory` (one snapshot, its retrievers and its caches of recent vectors and
+    parses), every mode that keeps state, each question asked from two threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = [q["question"] for q in demo_question_records]
+    asks = [(q, mode) for mode in ("dense", "hipporag", "memory", "memorag") for q in questions] * 2
+
+    def ids(retrieval):
+        return [p.passage_id for p in retrieval.passages], [c.text for c in retrieval.clues]
+
+    alone = Memory(demo_store)
+    serial = {ask: ids(alone.retrieve(ask[0], mode=ask[1])) for ask in dict.fromkeys(asks)}
+    shared = Memory(demo_store)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        concurrent = list(pool.map(lambda ask: ids(shared.retrieve(ask[0], mode=ask[1])), asks))
+    assert concurrent == [serial[ask] for ask in asks]

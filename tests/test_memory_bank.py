@@ -63,6 +63,7 @@ def test_a_record_keeps_the_lead_sentence_and_key_facts_within_its_budget():
     assert record.keys[0] == f"{record.gist} {'; '.join(record.facts)}" and record.keys[1:] == [record.gist, *record.facts]
     tight = compress_document(document, facts, budget=0.1)  # 17 bytes: the lead's first words, no fact
     assert (tight.gist, tight.facts) == ("Ada Marsh was a", [])
+    assert tight.keys == [tight.gist], "a record that is only its gist is its one key"
 
 
 # ---- the bank follows the documents ---------------------------------------------------------------------
@@ -74,7 +75,7 @@ def test_the_memory_bank_follows_add_change_and_delete_like_passages(tmp_path, s
     memory.index(small_docs)
     assert set(memories(store_tools, db)) == {"ada", "kettleby", "gazette"}
     keys = store_tools.sql(db, "SELECT doc_id, count(*) FROM memory_keys GROUP BY doc_id")
-    assert {d for d, n in keys} == {"ada", "kettleby", "gazette"} and all(n >= 2 for _, n in keys)
+    assert {d for d, n in keys} == {"ada", "kettleby", "gazette"}
     stats = memory.stats()
     assert stats.memories == 3 and 0.5 < stats.compression_ratio <= 1.0
 
@@ -178,7 +179,7 @@ def test_offline_span_clues_name_their_memory():
 ])
 def test_surrogate_questions_put_the_bridge_in_place_of_its_description(question, anchor, surrogate):
     nlp = load_spacy(Config().spacy_model)
-    made = surrogate_question(question, described_span(question, anchor, nlp), "Ada Marsh")
+    made = surrogate_question(question, described_span(nlp(question), anchor), "Ada Marsh")
     if surrogate is None:
         assert "Ada Marsh" in made and "Veloria Bridge" not in made
     else:

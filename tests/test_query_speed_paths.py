@@ -1,6 +1,7 @@
 """The query's fast paths give the results of the plain ones: the cosine index's top k equals a float64
-top k (ties by the lower row), accelerated PageRank stays within its stated error of PRPACK, and a
-hipporag query embeds its question and the phrases it names in one call."""
+top k (ties by the lower row), accelerated PageRank stays within its stated error of PRPACK, alone or
+over many reset vectors at once, a hipporag query embeds its question and the phrases it names in one
+call, and questions searched in one batch get the answers they get one at a time."""
 
 from __future__ import annotations
 
@@ -106,6 +107,34 @@ def test_power_iteration_is_within_its_tolerance_of_prpack(graph_name, tolerance
     assert got.sum() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("damping", [0.5, 0.85])
+def test_power_iteration_over_many_resets_is_each_one_alone(damping):
+    graph = GRAPHS["bipartite"]()
+    resets = np.random.default_rng(5).random((graph.vcount(), 4)) ** 8  # skewed, like real seeds
+    resets[:, 3] = 0.0
+    resets[7, 3] = 1.0  # one column with a single seed: the slowest to converge
+    power = PowerIteration(graph, tolerance=1e-8)
+    together = power(resets, damping)
+    for column in range(resets.shape[1]):
+        alone = power(resets[:, column], damping)
+        assert np.abs(together[:, column] - alone).sum() <= 1e-8
+        assert np.abs(together[:, column] - personalized_pagerank(graph, resets[:, column], damping)).sum() <= 1e-8
+
+
+@pytest.mark.parametrize("mode", ["hipporag", "memorag"])
+def test_a_batch_of_questions_gets_what_each_gets_alone(demo_store, demo_question_records, mode):
+    questions = [q["question"] for q in demo_question_records[:6]]
+    together = Memory(demo_store).retrieve_many(questions, mode=mode, top_k=5)
+    for question, batched in zip(questions, together):
+        alone = Memory(demo_store).retrieve(question, mode=mode, top_k=5)  # a fresh memory: nothing cached
+        assert [p.passage_id for p in batched.passages] == [p.passage_id for p in alone.passages]
+        assert [p.score for p in batched.passages] == pytest.approx([p.score for p in alone.passages], abs=1e-6)
+        # Vectors embedded in a larger batch differ in the last bits (padding), so weights are near.
+        assert [(c.text, c.kind) for c in batched.clues] == [(c.text, c.kind) for c in alone.clues]
+        assert [c.weight for c in batched.clues] == pytest.approx([c.weight for c in alone.clues], abs=1e-5)
+        assert batched.draft_answer == alone.draft_answer
+
+
 def test_a_hipporag_query_embeds_once(demo_store, demo_question_records, monkeypatch):
     memory = Memory(demo_store)
     retriever = memory.retriever("hipporag")
@@ -113,10 +142,17 @@ def test_a_hipporag_query_embeds_once(demo_store, demo_question_records, monkeyp
     encode, calls = embedder.encode, []
     monkeypatch.setattr(embedder, "encode", lambda texts, **kw: calls.append(list(texts)) or encode(texts, **kw))
     questions = [q["question"] for q in demo_question_records]
+    embedded = set()
     for question in questions:
         calls.clear()
         memory.retrieve(question, mode="hipporag")
-        assert calls == [[question, *retriever.graph.phrases_to_embed(retriever.question_phrases(question))]]
+        wanted = [question, *retriever.graph.phrases_to_embed(retriever.question_phrases(question))]
+        new = [t for t in dict.fromkeys(wanted) if t not in embedded]
+        assert calls == [new]  # a phrase an earlier question named comes from the recent vectors
+        embedded.update(new)
+    calls.clear()
+    memory.retrieve(questions[0], mode="hipporag")
+    assert calls == []
 
 
 def test_phrases_to_embed_are_the_names_the_graph_lacks(demo_store):

@@ -94,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--answer-top-k", type=int, default=5,
                           help="passages the LLM answers from, with an LLM configured (default 5)")
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--save", type=Path, metavar="FILE", help="also write the results as JSON to FILE")
     evaluate.set_defaults(run=_eval)
 
     imports = add("import-triples", help="add triples made elsewhere: JSONL of doc_id, subject, predicate, object, "
@@ -240,8 +241,11 @@ def _eval(args: argparse.Namespace) -> int:
         memory = _memory(args, args.db or Path(scratch) / "eval.duckdb")
         memory.index_paths([args.corpus], progress=sys.stderr.isatty())
         results = evaluate(memory, questions, modes, ks, args.answer_top_k)
+    document = {"corpus": str(args.corpus), "questions": len(questions), "results": [r.to_dict() for r in results]}
+    if args.save:
+        args.save.write_text(_json(document) + "\n")
     if args.json:
-        print(_json({"corpus": str(args.corpus), "questions": len(questions), "results": [r.to_dict() for r in results]}))
+        print(_json(document))
     else:
         answered = [f"AR@{k}" for k in ks if results[0].answer_recall] + ["EM", "F1"] * (results[0].exact_match is not None)
         header = ["mode"] + [f"R@{k}" for k in ks] + ["p50 ms", "p95 ms"] + answered

@@ -90,14 +90,13 @@ def bridge_entities(
     return [(anchor, bridge, rank[1]) for bridge, (rank, anchor) in ranked]
 
 
-def described_span(question: str, anchor: str, nlp) -> tuple[int, int] | None:
-    """Where `question` describes an entity through `anchor`: the characters of "the designer of the
-    Veloria Bridge", "the Veloria Bridge's designer" or "the town where Ada Marsh was born"; None when
-    the anchor is not there or the parse shows no such phrase."""
-    found = re.search(r"\b" + r"\W+".join(map(re.escape, anchor.split())) + r"\b", question, re.IGNORECASE)
+def described_span(doc, anchor: str) -> tuple[int, int] | None:
+    """Where a question (`doc`, its spaCy parse) describes an entity through `anchor`: the characters of
+    "the designer of the Veloria Bridge", "the Veloria Bridge's designer" or "the town where Ada Marsh
+    was born"; None when the anchor is not there or the parse shows no such phrase."""
+    found = re.search(r"\b" + r"\W+".join(map(re.escape, anchor.split())) + r"\b", doc.text, re.IGNORECASE)
     if found is None:
         return None
-    doc = nlp(question)
     span = doc.char_span(found.start(), found.end(), alignment_mode="expand")
     described = _described_noun(span.root) if span is not None else None
     if described is None:

@@ -12,9 +12,13 @@ most of the names it holds, earlier passages winning ties; what the question nam
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from hippograph.types import DraftAnswer, Retrieval
+
+if TYPE_CHECKING:
+    from spacy.tokens import Doc
 
 PLACE = frozenset({"GPE", "LOC", "FAC"})
 PERSON_OR_GROUP = frozenset({"PERSON", "ORG", "NORP"})
@@ -62,28 +66,41 @@ def expected_labels(question: str) -> frozenset[str] | None:
     return None
 
 
-def draft_answer(question: str, retrieval: Retrieval, spacy_model: str = "en_core_web_sm") -> DraftAnswer:
-    """The draft answer to `question` from `retrieval`'s top passages, and the passage it came from."""
+def draft_answer(
+    question: str, retrieval: Retrieval, spacy_model: str = "en_core_web_sm",
+    parse: Callable[[Sequence[str]], Mapping[str, Doc]] | None = None,
+) -> DraftAnswer:
+    """The draft answer to `question` from `retrieval`'s top passages, and the passage it came from.
+    `parse` (texts -> text: spaCy doc) may hold docs parsed before; by default `spacy_model` parses them."""
     passages = retrieval.passages[:_DEPTH]
     if not passages:
         return DraftAnswer("")
     labels = expected_labels(question)
     if labels is not None:
-        typed = _typed_answer(question, passages, labels, spacy_model)
+        if parse is None:
+            parse = _parser(spacy_model)
+        typed = _typed_answer(question, passages, labels, parse)
         if typed is not None:
             return typed
     return _fact_completion(question, retrieval)
 
 
-def _typed_answer(question: str, passages: Sequence, labels: frozenset[str], spacy_model: str) -> DraftAnswer | None:
+def _parser(spacy_model: str) -> Callable[[Sequence[str]], dict[str, Doc]]:
     from hippograph.pipeline.extract import load_spacy
 
+    nlp = load_spacy(spacy_model)
+    return lambda texts: dict(zip(texts, nlp.pipe(texts)))
+
+
+def _typed_answer(question: str, passages: Sequence, labels: frozenset[str], parse) -> DraftAnswer | None:
     words = question.split()
     names = _stems(" ".join(w for w in words[1:] if w[:1].isupper()))  # capitalised after the first word
     relation = _stems(question) - _stems(" ".join(_QUESTION_WORDS)) - names
     named = question.lower()
     best, best_score = None, None
-    for rank, (passage, doc) in enumerate(zip(passages, load_spacy(spacy_model).pipe(p.text for p in passages))):
+    parsed = parse([p.text for p in passages])
+    for rank, passage in enumerate(passages):
+        doc = parsed[passage.text]
         for entity in doc.ents:
             if entity.label_ not in labels or entity.text.lower() in named:
                 continue

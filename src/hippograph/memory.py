@@ -143,7 +143,10 @@ class Memory:
         the offline draft (`hippograph.draft`: an entity of the type the question asks for, from the top
         passages), citing the passage it came from; `source` tells which, and `note` why. `answer` is None
         only when neither found anything."""
-        retrieval = self.retrieve(question, mode, top_k)
+        return self.answer_from(self.retrieve(question, mode, top_k))
+
+    def answer_from(self, retrieval: Retrieval) -> Answer:
+        """`answer` from passages already retrieved (all of `retrieval.passages` are given to the LLM)."""
         client = llm_client(with_cache_beside(self.config, self.db_path))
         if client is None:
             return self._drafted(retrieval, DRAFT_ONLY)

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,6 +30,42 @@ from hippograph.config import Config
 from hippograph.indexing.store import GraphData, MemoryBankData, PassageTable, open_store
 from hippograph.pipeline.embed import embedder_for
 from hippograph.types import Retrieval, RetrievedPassage, SeedFact, titled
+
+
+class Recent:
+    """What queries computed lately for a text (its vector, its parse), keyed by (model, text), so that a
+    text met again, in one memorag search or the next, costs nothing. Bounded, least recently used out
+    first; safe across threads."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict[tuple[str, str], object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, model: str, texts: Sequence[str]) -> dict[str, object]:
+        with self._lock:
+            found = {t: self._items[(model, t)] for t in texts if (model, t) in self._items}
+            for text in found:
+                self._items.move_to_end((model, text))
+        return found
+
+    def put_many(self, model: str, items: dict[str, object]) -> None:
+        with self._lock:
+            self._items.update(((model, t), item) for t, item in items.items())
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def computed(self, model: str, texts: Sequence[str], compute) -> dict[str, object]:
+        """text -> item for the distinct `texts`, computing those not known with one call of `compute`
+        (texts -> items, in order)."""
+        texts = list(dict.fromkeys(texts))
+        items = self.get_many(model, texts)
+        missing = [t for t in texts if t not in items]
+        if missing:
+            fresh = dict(zip(missing, compute(missing)))
+            self.put_many(model, fresh)
+            items.update(fresh)
+        return items
 
 
 @dataclass
@@ -40,6 +79,8 @@ class Snapshot:
     memory: MemoryBankData = field(default_factory=MemoryBankData.empty)
     file_identity: tuple[int, int, int] | None = None  # of the file read, to notice a newer one
     retrievers: dict = field(default_factory=dict, repr=False)  # (mode, Config) -> Retriever, built on first use
+    recent_vectors: Recent = field(default_factory=lambda: Recent(8192), repr=False)  # of questions, clues, predicates
+    recent_parses: Recent = field(default_factory=lambda: Recent(2048), repr=False)  # spaCy docs of them, of passages
 
     @staticmethod
     def read(db_path: str | Path, file_identity: tuple[int, int, int] | None = None) -> "Snapshot":
@@ -92,9 +133,18 @@ class Retriever:
         raise NotImplementedError
 
     def embed(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """Vectors of distinct texts, in one batched forward pass."""
-        texts = list(dict.fromkeys(texts))
-        return dict(zip(texts, embedder_for(self.config).encode(texts)))
+        """Vectors of distinct texts: those embedded lately from the snapshot's `recent_vectors`, the others
+        in one batched forward pass."""
+        encode = embedder_for(self.config).encode
+        return self.snapshot.recent_vectors.computed(self.config.embedding_model, texts, encode)
+
+    def parse(self, texts: Sequence[str]) -> dict[str, object]:
+        """spaCy docs of distinct texts: those parsed lately from the snapshot's `recent_parses`, the
+        others in one batch."""
+        from hippograph.pipeline.extract import load_spacy
+
+        nlp = load_spacy(self.config.spacy_model)
+        return self.snapshot.recent_parses.computed(self.config.spacy_model, texts, lambda todo: list(nlp.pipe(todo)))
 
     def rows(self, vectors: dict[str, np.ndarray], texts: Sequence[str]) -> np.ndarray:
         """The vectors of `texts` as the rows of one matrix (no rows for no texts)."""
@@ -142,22 +192,22 @@ class HippoRAGRetriever(Retriever):
             self.graph = HippoRAGGraph(snapshot.graph, snapshot.passages.passage_ids, config, self._fact_filter())
 
     def retrieve_many(self, questions: Sequence[str], top_k: int) -> list[Retrieval]:
-        named = [self.question_phrases(q) for q in questions]
+        named = self.question_phrases_many(questions)
         # One forward pass for the questions and the named phrases linking needs: a second one for the
         # phrases alone costs nearly as much as the first.
         to_link = [p for phrases in named for p in self.graph.phrases_to_embed(phrases)] if self.graph else []
         vectors = self.embed([*questions, *to_link])
-        dense = self.snapshot.passage_index.scores_many(self.rows(vectors, questions))
-        return [self._retrieve_one(q, phrases, vectors, scores, top_k) for q, phrases, scores in zip(questions, named, dense)]
-
-    def _retrieve_one(
-        self, question: str, named: list[str], vectors: dict[str, np.ndarray], dense: np.ndarray, top_k: int
-    ) -> Retrieval:
+        question_vectors = self.rows(vectors, questions)
+        dense = self.snapshot.passage_index.scores_many(question_vectors)
         if self.graph is None:
-            return self.snapshot.ranked(question, self.mode, dense, top_k)
-        search = self.graph.search(vectors[question], dense, self.graph.link_phrases(named, vectors), question)
-        facts = [SeedFact(*self.graph.facts[i], score=s) for i, s in search.seed_facts]
-        return self.snapshot.ranked(question, self.mode, search.passage_scores, top_k, facts)
+            return [self.snapshot.ranked(q, self.mode, scores, top_k) for q, scores in zip(questions, dense)]
+        linked = [self.graph.link_phrases(phrases, vectors) for phrases in named]
+        searches = self.graph.search_many(question_vectors, dense, linked, questions)
+        return [
+            self.snapshot.ranked(q, self.mode, search.passage_scores, top_k,
+                                 [SeedFact(*self.graph.facts[i], score=s) for i, s in search.seed_facts])
+            for q, search in zip(questions, searches)
+        ]
 
     def _fact_filter(self):
         """The LLM recognition filter, with `recognition_filter="llm"` (which a Config allows only with an LLM)."""
@@ -173,18 +223,26 @@ class HippoRAGRetriever(Retriever):
     def question_phrases(self, question: str) -> list[str]:
         """The entity phrases a question names (named entities and proper-noun chunks), normalised like
         graph phrases; none without a graph to link them to, or with `entity_linking` off."""
-        if self.graph is None or not self.config.entity_linking:
-            return []
-        from hippograph.pipeline.extract import PERSONAL_PRONOUNS, SKIPPED_ENTITY_LABELS, load_spacy, normalize_phrase
+        return self.question_phrases_many([question])[0]
 
-        doc = load_spacy(self.config.spacy_model)(question)
-        spans = [e for e in doc.ents if e.label_ not in SKIPPED_ENTITY_LABELS]
-        if doc.has_annotation("DEP"):
-            spans += [c for c in doc.noun_chunks if c.root.pos_ == "PROPN" or c.root.ent_type_]
-        phrases = (normalize_phrase(span.text) for span in spans)
-        phrases = list(dict.fromkeys(p for p in phrases if p and p not in PERSONAL_PRONOUNS))
-        # "republic" inside "republic of china" names nothing new, and would seed unrelated passages.
-        return [p for p in phrases if not any(p != q and f" {p} " in f" {q} " for q in phrases)]
+    def question_phrases_many(self, questions: Sequence[str]) -> list[list[str]]:
+        """`question_phrases` of each question, parsed in one batch."""
+        if self.graph is None or not self.config.entity_linking:
+            return [[] for _ in questions]
+        parsed = self.parse(questions)
+        return [_named_phrases(parsed[q]) for q in questions]
+
+
+def _named_phrases(doc) -> list[str]:
+    from hippograph.pipeline.extract import PERSONAL_PRONOUNS, SKIPPED_ENTITY_LABELS, normalize_phrase
+
+    spans = [e for e in doc.ents if e.label_ not in SKIPPED_ENTITY_LABELS]
+    if doc.has_annotation("DEP"):
+        spans += [c for c in doc.noun_chunks if c.root.pos_ == "PROPN" or c.root.ent_type_]
+    phrases = (normalize_phrase(span.text) for span in spans)
+    phrases = list(dict.fromkeys(p for p in phrases if p and p not in PERSONAL_PRONOUNS))
+    # "republic" inside "republic of china" names nothing new, and would seed unrelated passages.
+    return [p for p in phrases if not any(p != q and f" {p} " in f" {q} " for q in phrases)]
 
 
 class MemoryRetriever(Retriever):
@@ -285,29 +343,43 @@ class MemoRAGRetriever(Retriever):
             self.passage_facts.setdefault(passage_id, []).append(fact_rows[(subject, predicate, obj)])
 
     def retrieve_many(self, questions: Sequence[str], top_k: int) -> list[Retrieval]:
-        return [self._retrieve_one(question, top_k) for question in questions]
-
-    def _retrieve_one(self, question: str, top_k: int) -> Retrieval:
+        """Each step runs for all the questions at once, so each round of hipporag searches (the
+        questions and their spans, each round of surrogates, the drafts) is one batch: one spaCy pipe,
+        one forward pass, one PageRank over all its reset vectors."""
         from hippograph.clues import assemble_clues
+
+        questions = list(dict.fromkeys(questions))
+        depth = max(top_k, self.config.clue_hits)
+        vectors = self.embed(questions)
+        spans = [self.write_clues(q, self._nearest_gists(vectors[q])) for q in questions]
+        found: dict[str, Retrieval] = {}
+        self._retrieve(found, [c.text for q, s in zip(questions, spans) for c in assemble_clues(q, s)], depth)
+        surrogates = self._surrogates(questions, found, depth)
+        clues = [assemble_clues(q, s + b) for q, s, b in zip(questions, spans, surrogates)]
+        drafts = [self._draft(q, self._pooled(q, c, found, top_k)) for q, c in zip(questions, clues)]
+        clues = [assemble_clues(q, c[1:], draft, weight) for q, c, (draft, weight) in zip(questions, clues, drafts)]
+        self._retrieve(found, [c.text for question_clues in clues for c in question_clues], depth)
+        by_question = {
+            q: self._pooled(q, c, found, top_k, draft) for q, c, (draft, _) in zip(questions, clues, drafts)
+        }
+        return [by_question[q] for q in questions]
+
+    def _draft(self, question: str, pooled: Retrieval) -> tuple:
+        """The draft answer of the evidence so far, and its clue's weight: its passage's pooled score."""
         from hippograph.draft import draft_answer
 
-        hits = self.config.clue_hits
-        found = {question: self.hipporag.retrieve_many([question], max(top_k, hits))[0]}
-        vector = self.embed([question])[question]
-        clues = self.write_clues(question, self._nearest_gists(vector)) + self._surrogates(question, found)
-        clues = assemble_clues(question, clues)
-        self._retrieve(found, [c.text for c in clues], hits)
-        pooled = self._pooled(question, clues, found, top_k)
-        draft = draft_answer(question, pooled, self.config.spacy_model)
+        draft = draft_answer(question, pooled, self.config.spacy_model, self.parse)
         source = next((p.score for p in pooled.passages if p.passage_id == draft.passage_id), 0.0)
-        clues = assemble_clues(question, clues[1:], draft, min(source, 1.0))
-        self._retrieve(found, [c.text for c in clues], hits)
-        return self._pooled(question, clues, found, top_k, draft)
+        return draft, min(source, 1.0)
 
-    def _retrieve(self, found: dict[str, Retrieval], texts: Sequence[str], hits: int) -> None:
+    def _retrieve(self, found: dict[str, Retrieval], texts: Sequence[str], depth: int) -> None:
         """Retrieve the texts not retrieved yet, in one batch."""
         todo = [t for t in dict.fromkeys(texts) if t not in found]
-        found.update(zip(todo, self.hipporag.retrieve_many(todo, hits) if todo else []))
+        found.update(zip(todo, self.hipporag.retrieve_many(todo, depth) if todo else []))
+
+    @cached_property
+    def _titles(self) -> dict[str, str]:
+        return dict(zip(self.snapshot.passages.doc_ids, self.snapshot.passages.titles))
 
     def _nearest_gists(self, vector: np.ndarray) -> list:
         from hippograph.clues import MemoryGist
@@ -315,44 +387,52 @@ class MemoRAGRetriever(Retriever):
         bank = self.memory.bank
         if not bank.doc_ids or self.config.span_clues == 0:
             return []
-        titles = dict(zip(self.snapshot.passages.doc_ids, self.snapshot.passages.titles))
         key_scores = self.memory.key_scores(vector[None, :])[0]
         return [
-            MemoryGist(bank.doc_ids[m], titles.get(bank.doc_ids[m], ""), bank.gists[m], bank.key_texts[row], score)
+            MemoryGist(bank.doc_ids[m], self._titles.get(bank.doc_ids[m], ""), bank.gists[m], bank.key_texts[row], score)
             for m, score, row in self.memory.nearest(key_scores, self.config.span_clues)
         ]
 
-    def _surrogates(self, question: str, found: dict[str, Retrieval]) -> list:
-        """Surrogate questions, round by round: the first bridges from the phrases the question names,
-        each later one from the entity the round before put in."""
-        from hippograph.clues import described_span, surrogate_question
-        from hippograph.pipeline.extract import load_spacy
+    def _surrogates(self, questions: Sequence[str], found: dict[str, Retrieval], depth: int) -> list[list]:
+        """Surrogate questions of each question, round by round: the first bridges from the phrases the
+        question names, each later one from the entity the round before put in."""
+        from hippograph.clues import surrogate_question
         from hippograph.types import Clue
 
+        clues: list[list[Clue]] = [[] for _ in questions]
         if self.hipporag.graph is None or self.config.bridge_clues == 0:
-            return []
-        nlp = load_spacy(self.config.spacy_model)
-        # A beam over bridge paths: a path scores the product of its hops' relation scores.
-        frontier = [(question, set(self.hipporag.question_phrases(question)), 1.0)]
-        clues: list[Clue] = []
+            return clues
+        # A beam over bridge paths per question: a path scores the product of its hops' relation scores.
+        named = self.hipporag.question_phrases_many(questions)
+        frontiers = [[(q, set(phrases), 1.0)] for q, phrases in zip(questions, named)]
         for _ in range(self.config.clue_rounds):
-            hops = []
-            for text, anchors, path in frontier:
-                evidence = found[text].passages[: self.config.clue_hits]
-                for anchor in anchors:
-                    span = described_span(text, anchor, nlp)
-                    hops.append((text, anchor, span, path, evidence, self._anchor_facts(anchor, evidence)))
-            relations = [_relation(text, anchor, span) for text, anchor, span, *_ in hops]
-            vectors = self.embed(relations + [p for *_, facts in hops for _, p, _ in facts])
-            candidates = []
-            for (text, anchor, span, path, evidence, facts), relation in zip(hops, relations):
-                for bridge, score in self._bridges(anchor, facts, vectors, vectors[relation], evidence):
-                    candidates.append((path * score, surrogate_question(text, span, bridge[1]), bridge[0]))
-            candidates = sorted(candidates, key=lambda c: -c[0])[: self.config.bridge_clues]
-            clues += [Clue(text, "surrogate", max(path, 0.0)) for path, text, _ in candidates]
-            frontier = [(text, {bridge}, path) for path, text, bridge in candidates]
-            self._retrieve(found, [text for text, _, _ in frontier], self.config.clue_hits)
+            parsed = self.parse([text for frontier in frontiers for text, _, _ in frontier])
+            hops = [self._hops(frontier, parsed, found) for frontier in frontiers]
+            every = [hop for question_hops in hops for hop in question_hops]
+            vectors = self.embed([h.relation for h in every] + [p for h in every for _, p, _ in h.facts])
+            for i, question_hops in enumerate(hops):
+                candidates = []
+                for hop in question_hops:
+                    for bridge, score in self._bridges(hop.anchor, hop.facts, vectors, vectors[hop.relation], hop.evidence):
+                        candidates.append((hop.path * score, surrogate_question(hop.text, hop.span, bridge[1]), bridge[0]))
+                candidates = sorted(candidates, key=lambda c: -c[0])[: self.config.bridge_clues]
+                clues[i] += [Clue(text, "surrogate", max(path, 0.0)) for path, text, _ in candidates]
+                frontiers[i] = [(text, {bridge}, path) for path, text, bridge in candidates]
+            self._retrieve(found, [text for frontier in frontiers for text, _, _ in frontier], depth)
         return clues
+
+    def _hops(self, frontier: list, parsed: dict, found: dict[str, Retrieval]) -> list["_Hop"]:
+        """One hop from each anchor of each text of a question's frontier, over that text's evidence."""
+        from hippograph.clues import described_span
+
+        hops = []
+        for text, anchors, path in frontier:
+            evidence = found[text].passages[: self.config.clue_hits]
+            for anchor in sorted(anchors):
+                span = described_span(parsed[text], anchor)
+                facts = self._anchor_facts(anchor, evidence)
+                hops.append(_Hop(text, anchor, span, path, evidence, facts, _relation(text, anchor, span)))
+        return hops
 
     def _anchor_facts(self, anchor: str, evidence: Sequence[RetrievedPassage]) -> list[tuple[str, str, str]]:
         """The facts of the evidence passages with `anchor` at one end."""
@@ -408,6 +488,18 @@ class MemoRAGRetriever(Retriever):
                 if passage.passage_id not in hits or score > hits[passage.passage_id][0]:
                     hits[passage.passage_id] = (score, passage)
         return hits
+
+
+class _Hop(NamedTuple):
+    """A step of memorag's bridge search: from `anchor` in `text`, over the facts of its evidence."""
+
+    text: str
+    anchor: str
+    span: tuple[int, int] | None  # where `text` describes an entity through the anchor
+    path: float  # the score of the path so far
+    evidence: Sequence[RetrievedPassage]
+    facts: list[tuple[str, str, str]]  # of the evidence, with the anchor at one end
+    relation: str  # what `text` says about the anchor
 
 
 def _relation(text: str, anchor: str, span: tuple[int, int] | None) -> str:

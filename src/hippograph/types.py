@@ -102,7 +102,7 @@ class PassageFacts:
 class MemoryRecord:
     """One document compressed into the memory bank (see `hippograph.pipeline.compress`): its gist, its
     key facts and its self-matching keys, statements of what it can answer: `keys[0]` the whole record,
-    then the gist and each key fact on their own."""
+    then the gist and each key fact on their own, none twice."""
 
     doc_id: str
     gist: str
