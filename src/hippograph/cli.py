@@ -77,6 +77,16 @@ def _parser() -> argparse.ArgumentParser:
     answer.add_argument("--json", action="store_true")
     answer.set_defaults(run=_answer)
 
+    serve = add("serve", help="answer retrieve and answer requests over HTTP, read-only (extra: server)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--token-env", metavar="NAME",
+                       help="require `Authorization: Bearer <token>`, the token read from this environment variable")
+    serve.set_defaults(run=_serve)
+
+    mcp = add("mcp", help="serve the retrieve and answer tools to an agent host over stdio (extra: mcp)")
+    mcp.set_defaults(run=_mcp)
+
     delete = add("delete", help="remove documents and everything derived from them")
     delete.add_argument("doc_ids", nargs="+", metavar="ID")
     delete.add_argument("--json", action="store_true")
@@ -217,6 +227,37 @@ def _delete(args: argparse.Namespace) -> int:
     missing = sorted(set(args.doc_ids) - set(deleted))
     summary = f"deleted {len(deleted)} document(s)" + (f"; not found: {', '.join(missing)}" if missing else "")
     return _print(args, {"deleted": deleted, "not_found": missing}, summary)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from hippograph.service import create_app
+    except ImportError:
+        raise InputError('`hippograph serve` needs the server extra: pip install "hippograph[server]"') from None
+    token = os.environ.get(args.token_env) if args.token_env else None
+    if args.token_env and not token:
+        raise InputError(f"${args.token_env} is unset or empty: it should hold the bearer token")
+    if token is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        raise InputError(f"serving on {args.host}, beyond this machine, needs a token: add --token-env NAME")
+    db = args.db or default_db_path()
+    if not Path(db).is_file():
+        raise InputError(f"no store at {db}: index documents into it first (`hippograph index`)")
+    uvicorn.run(create_app(db, load_config(args.config), token), host=args.host, port=args.port)
+    return 0
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    try:
+        from hippograph.mcp_server import create_server
+    except ImportError:
+        raise InputError('`hippograph mcp` needs the mcp extra: pip install "hippograph[mcp]"') from None
+    db = args.db or default_db_path()
+    if not Path(db).is_file():
+        raise InputError(f"no store at {db}: index documents into it first (`hippograph index`)")
+    create_server(db, load_config(args.config)).run("stdio")
+    return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
