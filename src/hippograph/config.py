@@ -159,6 +159,7 @@ class Config:
         return json.dumps(settings, sort_keys=True)
 
     def replace(self, **changes: Any) -> "Config":
+        """A copy with `changes` (option name -> value), checked like a new Config."""
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
             raise ValueError(f"unknown config option(s): {', '.join(sorted(unknown))}")

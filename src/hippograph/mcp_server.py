@@ -21,6 +21,8 @@ MAX_TOP_K = 100
 
 
 def create_server(db_path: str | Path, config: Config | None = None) -> MCPServer:
+    """The MCP server over the store at `db_path`, with the tools `retrieve` and `answer`; `.run("stdio")`
+    serves it."""
     memory = Memory(db_path, config)
     server = MCPServer("hippograph", instructions="A knowledge-graph memory of documents: retrieve passages "
                        "that answer a question, or an answer citing them.")

@@ -33,6 +33,7 @@ class Document:
 
     @property
     def content_hash(self) -> str:
+        """A hash of the title, text and metadata: what tells a changed document from an unchanged one."""
         return content_hash(self.title, self.text, json.dumps(self.metadata, sort_keys=True, default=str))
 
     def index_key(self, index_settings: str) -> str:
@@ -53,6 +54,7 @@ class Passage:
 
     @property
     def embedding_text(self) -> str:
+        """What is embedded for the passage: its title, then its text."""
         return titled(self.title, self.text)
 
 
@@ -84,6 +86,7 @@ class LLMUsage:
         return LLMUsage(*(a + b for a, b in zip(astuple(self), astuple(other))))
 
     def to_dict(self) -> dict[str, int]:
+        """The same, as plain JSON-ready data."""
         return asdict(self)
 
 
@@ -130,6 +133,7 @@ class RetrievedPassage:
     reason: str | None = None  # why it came back, where the mode says (memory: the key it matched)
 
     def to_dict(self) -> dict[str, Any]:
+        """The same, as plain JSON-ready data."""
         out: dict[str, Any] = {
             "doc_id": self.doc_id,
             "passage_id": self.passage_id,
@@ -152,6 +156,7 @@ class SeedFact:
     score: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The same, as plain JSON-ready data."""
         return {"subject": self.subject, "predicate": self.predicate, "object": self.object, "score": self.score}
 
 
@@ -167,6 +172,7 @@ class Clue:
     weight: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The same, as plain JSON-ready data."""
         return {"text": self.text, "kind": self.kind, "weight": round(self.weight, 4)}
 
 
@@ -180,6 +186,7 @@ class DraftAnswer:
     passage_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The same, as plain JSON-ready data."""
         return {"text": self.text, "doc_id": self.doc_id, "passage_id": self.passage_id}
 
 
@@ -196,6 +203,7 @@ class Retrieval:
     draft_answer: DraftAnswer | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The same, as plain JSON-ready data."""
         out: dict[str, Any] = {
             "question": self.question,
             "mode": self.mode,
@@ -252,6 +260,7 @@ class IndexReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The same, as plain JSON-ready data."""
         return {**self.__dict__, "llm": self.llm.to_dict()}
 
 
@@ -269,6 +278,7 @@ class ImportReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The same, as plain JSON-ready data."""
         return dict(self.__dict__)
 
 
@@ -292,6 +302,7 @@ class StoreStats:
     compression_ratio: float | None = None  # bytes the memory records keep / bytes of their documents' text
 
     def to_dict(self) -> dict[str, Any]:
+        """The same, as plain JSON-ready data."""
         return dict(self.__dict__)
 
 
@@ -305,6 +316,7 @@ class GraphExport:
     edges: int
 
     def to_dict(self) -> dict[str, Any]:
+        """The same, as plain JSON-ready data."""
         return dict(self.__dict__)
 
 
@@ -323,6 +335,7 @@ class Answer:
     source: str = "llm"
 
     def to_dict(self) -> dict[str, Any]:
+        """The same, as plain JSON-ready data."""
         out = {"question": self.question, "answer": self.answer, "citations": list(self.citations),
                "passages": [p.to_dict() for p in self.passages], "mode": self.mode, "source": self.source}
         return {**out, "note": self.note} if self.note else out
