@@ -6,15 +6,18 @@ same while two index runs publish new versions of the store.
 The store is copied first (the publishing phase writes to the copy). Each client thread sends
 `POST /retrieve` with the development questions in turn, over its own HTTP connection; a request that
 does not return 200, or raises, is an error. In the second phase, which lasts until both runs have
-published (and at least as many requests), a separate process runs `hippograph index` twice (one new document each time, which publishes a new store file, the way the
-DAG's commit publishes); after each publish, a query for the new document's title must find it.
-Writes benchmarks/results/service_load_<store>.{json,md}.
+published (and at least as many requests), the Airflow DAG runs twice (`dag.test()` on SQLite in a
+throw-away AIRFLOW_HOME; `--publisher cli`: `hippograph index` instead), one new document each time,
+and each run publishes a new store file; after each publish, a query for the new document's title
+must find it.
+Writes benchmarks/results/service_load_<store>_<publisher>.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -31,6 +34,7 @@ import numpy as np
 from bench_query_latency import QUERY_SETS, cpu
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DAGS = Path(__file__).resolve().parent.parent / "dags"
 NEW_DOCUMENTS = [
     {"id": "bench-new-1", "title": "Quillmere Observatory", "text": "The Quillmere Observatory was founded in 1907 by Ottilie Brandt."},
     {"id": "bench-new-2", "title": "Harrowgate Tidal Mill", "text": "The Harrowgate Tidal Mill was built in 1788 by the miller Jonas Pell."},
@@ -101,16 +105,40 @@ def load(
     }
 
 
-def publish_twice(store: Path, url: str, scratch: Path) -> list[dict[str, object]]:
-    """Index one new document at a time into the store (each run publishes a new file); after each, ask
-    for its title until the service answers with it."""
+# Run the DAG once with a conf, as Airflow's own `dag.test()` does (see tests/test_dag.py).
+DAG_RUN = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+run = DagBag(dag_folder=sys.argv[1]).get_dag("hippograph_index").test(run_conf=json.loads(sys.argv[2]))
+sys.exit(0 if str(run.state) == "success" else 1)
+"""
+
+
+def airflow_env(scratch: Path) -> dict[str, str]:
+    """A throw-away Airflow home on SQLite, migrated, with the repository's DAG folder."""
+    env = {**os.environ, "AIRFLOW_HOME": str(scratch / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,
+                   capture_output=True)
+    return env
+
+
+def publish_twice(store: Path, url: str, scratch: Path, publisher: str) -> list[dict[str, object]]:
+    """Index one new document at a time into the store, by the DAG (`dag.test()`) or the CLI; each run
+    publishes a new file. After each, ask for the document's title."""
+    env = airflow_env(scratch) if publisher == "dag" else None
     found = []
     for document in NEW_DOCUMENTS:
         corpus = scratch / f"{document['id']}.jsonl"
         corpus.write_text(json.dumps(document) + "\n")
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "hippograph.cli", "index", str(corpus), "--db", str(store)],
-                       check=True, capture_output=True)
+        if publisher == "dag":
+            conf = {"source": str(corpus), "db": str(store), "work_dir": str(scratch / f"{document['id']}.work")}
+            subprocess.run([sys.executable, "-c", DAG_RUN, str(DAGS), json.dumps(conf)], env=env, check=True,
+                           capture_output=True)
+        else:
+            subprocess.run([sys.executable, "-m", "hippograph.cli", "index", str(corpus), "--db", str(store)],
+                           check=True, capture_output=True)
         published = time.perf_counter() - start
         question = {"question": f"Who founded or built the {document['title']}?", "mode": "bm25", "top_k": 1}
         top = httpx.post(f"{url}/retrieve", json=question, timeout=120).json()["passages"][0]["doc_id"]
@@ -128,7 +156,8 @@ def render(r: dict) -> str:
         f"# Service load test: {r['store']} ({r['cpu']}, {', '.join(r['features'])})", "",
         f"`{r['command']}`: {r['clients']} concurrent clients on loopback, `POST /retrieve` (hipporag, top 5).", "",
         "| phase | requests | errors | requests/s | p50 ms | p99 ms |", "|---|---|---|---|---|---|",
-        row("steady", r["steady"]), row("while two index runs publish", r["publishing"]), "",
+        row("steady", r["steady"]),
+        row(f"while two {'DAG runs' if r['publisher'] == 'dag' else '`hippograph index` runs'} publish", r["publishing"]), "",
         "After each publish, the next answer's top document:", "",
         *(f"- {p['document']}: {p['next_answer_top_doc']} (index run and publish {p['index_and_publish_s']} s)"
           for p in r["publishes"]),
@@ -141,6 +170,8 @@ def main() -> None:
     parser.add_argument("store", type=Path)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--publisher", choices=("dag", "cli"), default="dag",
+                        help="what publishes during the second phase: the Airflow DAG (dag.test) or `hippograph index`")
     args = parser.parse_args()
     questions = [json.loads(line)["question"] for path in QUERY_SETS for line in path.read_text().splitlines() if line.strip()]
     with tempfile.TemporaryDirectory() as scratch:
@@ -157,7 +188,7 @@ def main() -> None:
 
             def publisher() -> None:
                 try:
-                    publishes.extend(publish_twice(store, url, Path(scratch)))
+                    publishes.extend(publish_twice(store, url, Path(scratch), args.publisher))
                 finally:
                     published.set()
 
@@ -169,11 +200,12 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=60)
     result = {
-        "command": f"python benchmarks/bench_service.py {args.store.name} --requests {args.requests} --clients {args.clients}",
-        "store": args.store.name, "clients": args.clients, **cpu(),
+        "command": f"python benchmarks/bench_service.py {args.store.name} --requests {args.requests} "
+                   f"--clients {args.clients} --publisher {args.publisher}",
+        "store": args.store.name, "clients": args.clients, "publisher": args.publisher, **cpu(),
         "steady": steady, "publishing": publishing, "publishes": publishes,
     }
-    name = f"service_load_{args.store.stem}"
+    name = f"service_load_{args.store.stem}_{args.publisher}"
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text(render(result))
     print(render(result))
