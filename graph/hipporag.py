@@ -47,19 +47,13 @@ class HippoRAGGraph:
         self.fact_phrases = [(index.get(s), index.get(o)) for s, _, o in data.facts]
         self._power: PowerIteration | None = None  # built on the first query
 
-    def search(
-        self, query_vector: np.ndarray, dense_scores: np.ndarray, linked_phrases: Sequence[tuple[int, float]] = (),
-        question: str = "",
-    ) -> GraphSearch:
-        """`linked_phrases`: (phrase vertex, similarity) for phrases the query names (see `link_phrases`);
-        `question`: its text, for the LLM recognition filter."""
-        return self.search_many(query_vector[None, :], dense_scores[None, :], [linked_phrases], [question])[0]
-
     def search_many(
         self, query_vectors: np.ndarray, dense_scores: np.ndarray,
         linked_phrases: Sequence[Sequence[tuple[int, float]]], questions: Sequence[str],
     ) -> list[GraphSearch]:
-        """`search` for each row of `query_vectors` and `dense_scores`, with one PageRank for them all."""
+        """Graph search for each row of `query_vectors` and `dense_scores`, with one PageRank for them all.
+        `linked_phrases[i]`: (phrase vertex, similarity) for the phrases query i names (see
+        `link_phrases`); `questions[i]`: its text, for the LLM recognition filter."""
         fact_links = self.fact_cosine.top_many(query_vectors, self.config.linking_top_k) if self._links_facts else None
         seeds, resets = [], {}  # resets: query row -> reset vector, for the queries the graph seeds
         for i, question in enumerate(questions):
