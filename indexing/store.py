@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from hippograph.errors import StoreError
+from hippograph.indexing.compact import CompactVectors
 from hippograph.locks import FileLock, file_lock
 from hippograph.tables import (
     documents_from_table, documents_table, fact_keys_from_table, fact_keys_table, matrix_from_column, passages_table,
@@ -111,12 +112,13 @@ class PassageTable:
 
 @dataclass(frozen=True)
 class GraphData:
-    """The stored graph, as plain data: what `hippograph.graph` builds igraph from."""
+    """The stored graph, as plain data: what `hippograph.graph` builds igraph from. The embeddings are
+    float32 matrices, or `CompactVectors` when read with `read_graph_data(compact=True)`."""
 
     phrases: list[str]
-    phrase_embeddings: np.ndarray
+    phrase_embeddings: np.ndarray | CompactVectors
     facts: list[tuple[str, str, str]]
-    fact_embeddings: np.ndarray
+    fact_embeddings: np.ndarray | CompactVectors
     fact_passages: list[tuple[str, str, str, str]]  # (subject, predicate, object, passage_id)
     passage_phrases: list[tuple[str, str]]  # (passage_id, phrase)
     synonyms: list[tuple[str, str, float]]
@@ -288,18 +290,24 @@ class Store:
             return set()
         return set(self.con.execute("SELECT subject, predicate, object FROM facts").fetchall())
 
-    def read_graph_data(self) -> GraphData:
-        phrases, phrase_embeddings = self.phrase_vectors()
-        if not phrases:
+    def read_graph_data(self, compact: bool = False) -> GraphData:
+        """The graph; with `compact`, its phrase and fact embeddings as `CompactVectors`, encoded while
+        they are read, so that no float32 copy of them all is ever held (what a query process keeps)."""
+        if not self._has_table("phrases") or not self.con.execute("SELECT count(*) FROM phrases").fetchall()[0][0]:
             empty = np.zeros((0, 0), dtype=np.float32)
             return GraphData([], empty, [], empty, [], [], [])
-        facts = self._arrow("SELECT subject, predicate, object, embedding FROM facts ORDER BY subject, predicate, object")
-        fact_keys = fact_keys_from_table(facts)
+        if compact:
+            phrases, phrase_embeddings = self._compact_vectors("phrases", ("phrase",))
+            facts, fact_embeddings = self._compact_vectors("facts", ("subject", "predicate", "object"))
+        else:
+            phrases = self._arrow("SELECT phrase, embedding FROM phrases ORDER BY phrase")
+            facts = self._arrow("SELECT subject, predicate, object, embedding FROM facts ORDER BY subject, predicate, object")
+            phrase_embeddings, fact_embeddings = matrix_from_column(phrases["embedding"]), matrix_from_column(facts["embedding"])
         return GraphData(
-            phrases=phrases,
+            phrases=phrases["phrase"].to_pylist(),
             phrase_embeddings=phrase_embeddings,
-            facts=fact_keys,
-            fact_embeddings=matrix_from_column(facts["embedding"]),
+            facts=fact_keys_from_table(facts),
+            fact_embeddings=fact_embeddings,
             fact_passages=self.con.execute(
                 "SELECT DISTINCT subject, predicate, object, passage_id FROM triples ORDER BY ALL"
             ).fetchall(),
@@ -308,6 +316,22 @@ class Store:
             ).fetchall(),
             synonyms=self.con.execute("SELECT phrase_a, phrase_b, similarity FROM synonyms ORDER BY ALL").fetchall(),
         )
+
+    def _compact_vectors(self, table: str, key: Sequence[str], batch_rows: int = 16384) -> tuple[pa.Table, CompactVectors]:
+        """The rows of `table` ordered by `key` (its key columns), and their embeddings as `CompactVectors`
+        in that order. The embeddings stream in storage order, a batch at a time, each put in the row its
+        key sorts to: sorting them along with the keys would make DuckDB hold them all."""
+        columns = ", ".join(key)
+        keys = self._arrow(f"SELECT rowid AS stored_row, {columns} FROM {table} ORDER BY {columns}")
+        stored_rows = keys["stored_row"].to_numpy()
+        position = np.zeros(int(stored_rows.max(initial=-1)) + 1, np.int64)
+        position[stored_rows] = np.arange(len(stored_rows))
+        relation = self.con.sql(f"SELECT rowid AS stored_row, embedding FROM {table}")
+        reader = (getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch)(batch_rows)
+        compact = CompactVectors.allocate(len(stored_rows), reader.schema.field("embedding").type.list_size)
+        for batch in reader:
+            compact.put(position[batch.column(0).to_numpy()], matrix_from_column(batch.column(1)))
+        return keys, compact
 
     def read_memory_bank(self) -> MemoryBankData:
         """Every memory record and key (empty for a store without a memory bank, or of schema < 3)."""

@@ -163,7 +163,7 @@ def test_phrases_to_embed_are_the_names_the_graph_lacks(demo_store):
     vector = embedder_for(memory.config).encode(["zzyzx quarble"])[0]
     linked = retriever.link_phrases([known, "1999", "zzyzx quarble"], {"zzyzx quarble": vector})
     assert linked[0] == (retriever.graph.phrase_index[known], 1.0)
-    similarity = retriever.phrase_cosine.vectors @ vector
+    similarity = retriever.phrase_cosine.scores(vector)
     best = int(np.argmax(similarity))
     expected = [(best, float(similarity[best]))] if similarity[best] >= memory.config.entity_link_threshold else []
     assert [phrase for phrase, _ in linked[1:]] == [phrase for phrase, _ in expected]

@@ -83,10 +83,13 @@ class Snapshot:
     recent_parses: Recent = field(default_factory=lambda: Recent(2048), repr=False)  # spaCy docs of them, of passages
 
     @staticmethod
-    def read(db_path: str | Path, file_identity: tuple[int, int, int] | None = None) -> "Snapshot":
+    def read(db_path: str | Path, file_identity: tuple[int, int, int] | None = None, compact: bool = True) -> "Snapshot":
+        """The store's contents. Phrase and fact vectors, the mass of it, are held compact (half of float32's
+        bytes, cosines within about 1e-5: `hippograph.indexing.compact`) unless `compact` is false; passage
+        and memory key vectors, whose every cosine queries consume, stay float32."""
         with open_store(db_path) as store:
             return Snapshot(
-                store.generation(), store.embedding_model(), store.read_passages(), store.read_graph_data(),
+                store.generation(), store.embedding_model(), store.read_passages(), store.read_graph_data(compact),
                 store.read_memory_bank(), file_identity,
             )
 
