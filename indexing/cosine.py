@@ -91,7 +91,7 @@ class CosineIndex:
         compact = self.compact
         query_codes, query_scales, query_errors = _quantized_queries(queries)
         norms = np.linalg.norm(queries, axis=1)
-        dots = np.asarray(_numkong().dots_packed(compact.codes, _numkong().dots_pack(query_codes))).T  # (queries, rows)
+        dots = _int8_dots(query_codes, compact.codes)  # (queries, rows)
         out, approx = [], np.empty(len(self), np.float32)
         for j, query_dots in enumerate(dots):
             np.multiply(query_dots, compact.scales, out=approx)
@@ -124,10 +124,15 @@ def _quantized_queries(queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     return codes, scales, np.where(finite, errors * (1 + 1e-9), np.inf)
 
 
-def _numkong():
-    import numkong  # int8 dot products with SIMD kernels for each CPU family, picked at run time
+def _int8_dots(query_codes: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """(queries, rows) exact int8 dot products, by numkong's SIMD kernels (picked at run time for the CPU
+    family). One or two queries: row by row (cdist), 3 ms of CPU for 75k rows; more: as a matrix product
+    over the queries packed in its tiles, 1 ms a query for 32, where row by row would take 3 each."""
+    import numkong
 
-    return numkong
+    if len(query_codes) <= 2:
+        return np.asarray(numkong.cdist(query_codes, codes, metric="dot"))
+    return np.asarray(numkong.dots_packed(codes, numkong.dots_pack(query_codes))).T
 
 
 def _ranked(scores: np.ndarray, rows: np.ndarray | None, k: int) -> list[tuple[int, float]]:
