@@ -89,7 +89,7 @@ class CosineIndex:
         codes with the query quantised to int8 too gives each row's cosine within a slack: the residual's
         norm, the query's quantisation error times the codes' norm, and float32 rounding. A row whose
         scanned cosine is more than twice the largest slack below the k-th best scanned cosine cannot be in
-        the top k. Typically 10 to 30 rows for the 5 best of 75k facts."""
+        the top k. For the 5 best of the 2wiki store's 75k facts: 19 rows at the median, 54 at most."""
         compact = self.compact
         query_codes, query_scales, query_errors = _quantized_queries(queries)
         norms = np.linalg.norm(queries, axis=1)
