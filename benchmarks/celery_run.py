@@ -537,6 +537,7 @@ def run(args) -> dict:
             raise RuntimeError(f"hippograph index failed:\n{index.stderr[-3000:]}")
         result["reference"] = {"command": f"hippograph index CORPUS --db reference.duckdb --config '{args.config}'",
                                "wall_s": round(time.monotonic() - begin, 1)}
+        result["loadavg_after_reference"] = os.getloadavg()
         log(f"single-process index: {result['reference']['wall_s']} s")
         result["comparison"] = compare_stores(store, reference)
         log(f"stores equal: {result['comparison']['equal']}")
@@ -577,6 +578,18 @@ def summary(result: dict) -> dict:
     return per_worker
 
 
+def logs_agree(result: dict) -> bool:
+    """Each worker's own log names the same tasks, stage by stage, as the task instances' hostnames give it."""
+    for name, worker in result["workers"].items():
+        by_hostname: dict[str, int] = {}
+        for task in result["tasks"]:
+            if task["hostname"] == worker["celery_hostname"]:
+                by_hostname[task["task_id"]] = by_hostname.get(task["task_id"], 0) + 1
+        if by_hostname != result["worker_logs"].get(name, {}):
+            return False
+    return True
+
+
 def write_markdown(result: dict, path: Path) -> None:
     run = result["dag_run"]
     cpu = result["cpu"]
@@ -606,7 +619,12 @@ def write_markdown(result: dict, path: Path) -> None:
                      f"**{'yes' if result['comparison']['equal'] else 'NO'}** |")
     lines.append(f"| clean shutdown (every process exited on SIGTERM / pg_ctl stop) | "
                  f"{'yes' if result['shutdown_clean'] else 'no'} |")
-    lines += ["", "Tasks per worker (task instance `hostname`; worker-1 also consumes the `store` queue):", "",
+    loads = [("before", "loadavg_before"), ("after the DAG run", "loadavg_after_run"),
+             ("after the single-process index", "loadavg_after_reference")]
+    lines += ["", "Load average (1, 5, 15 min) on these 2 cores, other jobs included: " + "; ".join(
+        f"{label} {', '.join(f'{x:.1f}' for x in result[key])}" for label, key in loads if key in result) + "."]
+    lines += ["", "Tasks per worker (task instance `hostname`; worker-1 also consumes the `store` queue). Each "
+              "worker's own log names the same tasks: " + ("**yes**" if result["logs_agree"] else "**NO**") + ".", "",
               "| worker | tasks | busy s | tasks by stage | own log: workloads executed |", "|---|---|---|---|---|"]
     celery_names = {w["celery_hostname"]: name for name, w in result["workers"].items()}
     for hostname, entry in sorted(result["summary"].items()):
@@ -640,22 +658,28 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the DAG run")
     parser.add_argument("--no-reference", action="store_true", help="skip the single-process index and comparison")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (stores, logs)")
+    parser.add_argument("--render-only", action="store_true", help="rewrite <stem>.md from <stem>.json, run nothing")
     parser.add_argument("--out-stem", default=str(REPO_ROOT / "benchmarks" / "results" / "celery_run"),
                         help="write <stem>.md and <stem>.json (default %(default)s)")
     args = parser.parse_args()
     json.loads(args.config)
     for tool in ("redis-server", "initdb", "pg_ctl"):
-        if shutil.which(tool) is None:
+        if shutil.which(tool) is None and not args.render_only:
             parser.error(f"{tool} not found: apt-get install redis-server postgresql")
 
-    result = run(args)
-    result.update(cpu=cpu_info(), versions=versions(), summary=summary(result))
     stem = Path(args.out_stem)
+    if args.render_only:
+        result = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+        result.update(summary=summary(result), logs_agree=logs_agree(result))
+    else:
+        result = run(args)
+        result.update(cpu=cpu_info(), versions=versions(), summary=summary(result), logs_agree=logs_agree(result))
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     write_markdown(result, stem.with_suffix(".md"))
     print(stem.with_suffix(".md").read_text(encoding="utf-8"))
-    ok = result["dag_run"]["state"] == "success" and result.get("comparison", {"equal": True})["equal"]
+    ok = (result["dag_run"]["state"] == "success" and result.get("comparison", {"equal": True})["equal"]
+          and result["logs_agree"])
     return 0 if ok else 1
 
 
