@@ -10,7 +10,7 @@ In a temporary folder it starts
   but the sequential one): a throwaway cluster made with Debian's `initdb` and started with `pg_ctl` (run as
   the `postgres` user when this script runs as root, since PostgreSQL refuses root), trust authentication on
   loopback, fsync off;
-- Airflow 3 with `CeleryExecutor` (the `celery` extra: apache-airflow-providers-celery, plus psycopg2):
+- Airflow 3 with `CeleryExecutor` (the `celery` extra: apache-airflow-providers-celery, psycopg2, asyncpg):
   `airflow db migrate`, then `api-server` (the tasks' execution API), `scheduler`, `dag-processor` and two
   `airflow celery worker`s, concurrency 1 each, with distinct Celery hostnames. No triggerer: the DAG defers
   nothing. `worker-1` also consumes the `store` queue, where `HIPPOGRAPH_STORE_QUEUE=store` sends `plan` and
@@ -19,7 +19,8 @@ In a temporary folder it starts
 It triggers `hippograph_index` on the corpus (`airflow dags trigger --conf`), waits for the run, reads which
 worker ran each task from the metadata database, indexes the same corpus in one process (`hippograph index
 CORPUS --db reference.duckdb`, same config), compares the two stores table by table, stops everything and
-writes `<out-stem>.md` and `<out-stem>.json`.
+writes `<out-stem>.md` and `<out-stem>.json`. Every process imports hippograph from this checkout (a folder of
+links first on PYTHONPATH), whichever checkout the environment's editable install points at.
 
 Both workers run on this one machine, so the machine's hostname cannot tell them apart: each worker's
 processes get `[core] hostname_callable` pointing at a function that returns that worker's Celery hostname,
