@@ -101,8 +101,8 @@ DROP TABLE gone;
 
 # Facts, phrases and synonym edges live as long as some passage uses them. Looking for orphans among all
 # of them would scan whole tables at every write; only rows a write touches can become orphans: those
-# its removed passages used, and rows it adds that none of its passages uses. A write collects them
-# (`_WATCH_GONE`, `Store._watch_unused`), then checks those alone, if any (`_ORPHANS`).
+# its removed passages used, and rows it adds that none of its passages uses. A write that has some
+# collects them (`_WATCH_GONE`, `Store._watch_unused`), then checks those alone (`_ORPHANS`).
 _WATCH = """
 CREATE OR REPLACE TEMP TABLE maybe_orphan_facts (subject VARCHAR, predicate VARCHAR, object VARCHAR);
 CREATE OR REPLACE TEMP TABLE maybe_orphan_phrases (phrase VARCHAR);
@@ -182,6 +182,8 @@ class Store:
         self.changes: list[Change] = []  # what this connection wrote, one `Change` per transaction
         self.published_by: str | None = None  # set by `update_store` after the block: how it published
         self.timings: dict[str, float] = {}  # set by `update_store`: seconds to prepare and to publish
+        self._tables: set[str] | None = None  # names of the store's tables, once listed (`_has_table`)
+        self._watching = False  # whether this write made the tables of rows that may be orphans
 
     def _run(self, sql: str, params: object = None) -> None:
         """Execute for effect; DuckDB wants every result consumed before the next statement."""
@@ -213,10 +215,17 @@ class Store:
             raise StoreError(f"{self.path} is not a hippograph store: its {key} is {value!r}, not a number") from None
 
     def _has_table(self, name: str) -> bool:
-        # duckdb_tables(), not information_schema: a tenth of the time, and a write asks a dozen times
-        query = ("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-                 "AND schema_name = 'main' AND table_name = ?")
-        return self.con.execute(query, [name]).fetchall()[0][0] > 0
+        # A write asks a few dozen times: the tables are listed once, and again after a change of schema.
+        if self._tables is None:
+            self._tables = {t for (t,) in self.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                "AND schema_name = 'main'").fetchall()}
+        return name in self._tables
+
+    def _ddl(self, sql: str) -> None:
+        """Run statements that change the schema."""
+        self._tables = None
+        self._run(sql)
 
     def schema_version(self) -> int:
         version = self._meta_int("schema_version")
@@ -244,16 +253,16 @@ class Store:
     def _create_schema(self) -> None:
         """Create the tables of a new store, or bring an older store's up to this version."""
         if self._meta("schema_version") is None:
-            self._run(_BASE_SCHEMA + _MEMORY_SCHEMA)
+            self._ddl(_BASE_SCHEMA + _MEMORY_SCHEMA)
             self._set_meta("schema_version", str(SCHEMA_VERSION))
             self._set_meta("generation", "0")
             return
         for version in range(self.schema_version() + 1, SCHEMA_VERSION + 1):
-            self._run(_MIGRATIONS[version])
+            self._ddl(_MIGRATIONS[version])
             self._set_meta("schema_version", str(version))
         model = self.embedding_model()
         if model is not None:  # embedding tables a newer schema added (memory_keys)
-            self._run(_EMBEDDING_SCHEMA.format(dim=model[1]))
+            self._ddl(_EMBEDDING_SCHEMA.format(dim=model[1]))
 
     @property
     def _index_key_column(self) -> str:
@@ -267,7 +276,7 @@ class Store:
     def _ensure_embedding_tables(self, model: str, dim: int) -> None:
         stored = self.embedding_model()
         if stored is None:
-            self._run(_EMBEDDING_SCHEMA.format(dim=int(dim)))
+            self._ddl(_EMBEDDING_SCHEMA.format(dim=int(dim)))
             self._set_meta("embedding_model", model)
             self._set_meta("embedding_dim", str(dim))
         else:
@@ -461,12 +470,10 @@ class Store:
         self.changes.append(done)
 
     def _apply_new(self, change: Change) -> Change:
-        self._run(_WATCH)
         removed = self._remove_documents(change.removed_doc_ids, watch=True)
         rows = {t: self._insert(t, change.rows[t]) for t in _INSERT_ORDER if t in change.rows}
         self._watch_unused(change)
         orphans = self._find_orphans()
-        self._run(_FORGET)
         self._delete_orphans(orphans)
         rows = {table: added for table, added in rows.items() if added.num_rows}
         return Change(removed, rows, change.embedding_model, orphans, exact=True)
@@ -482,9 +489,13 @@ class Store:
     def row_counts(self) -> dict[str, int]:
         """Rows per table: after a replay, they must be those of the version it makes."""
         tables = [t for (t,) in self.con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
-            "AND table_schema = 'main' ORDER BY table_name").fetchall()]
-        return {t: self.con.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0] for t in tables}
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' ORDER BY table_name").fetchall()]
+        if not tables:
+            return {}
+        # one UNION ALL: a SELECT of scalar subqueries takes DuckDB twenty times as long to run
+        counts = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM \"{t}\"" for t in tables)
+        return dict(self.con.execute(counts).fetchall())
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -494,6 +505,7 @@ class Store:
             self._set_meta("generation", str(self.generation() + 1))
             self._run("COMMIT")
         except BaseException:
+            self._tables, self._watching = None, False  # tables the transaction made are gone
             self._run("ROLLBACK")
             raise
 
@@ -508,6 +520,7 @@ class Store:
             if stored:
                 self._run(_GONE)
                 if watch:
+                    self._watch()
                     self._run(_WATCH_GONE)
                 self._run(_DELETE_GONE)
             return stored
@@ -525,12 +538,24 @@ class Store:
             added = change.rows[table].select(names)
             unused = [i for i, key in enumerate(zip(*(added[n].to_pylist() for n in names))) if key not in used]
             if unused:
+                self._watch()
                 self._append(f"maybe_orphan_{table}", added.take(unused))
 
+    def _watch(self) -> None:
+        """Make the tables of rows that may be orphans, once a write has some (most writes have none)."""
+        if not self._watching:
+            self._run(_WATCH)
+            self._watching = True
+
     def _find_orphans(self) -> dict[str, pa.Table]:
-        if not self.embedding_model() or not self.con.execute(_WATCHED).fetchall()[0][0]:
+        """The watched rows no passage uses (the watch tables are dropped)."""
+        if not self._watching:
             return {}
-        found = {table: self._arrow(sql) for table, sql in _ORPHANS.items()}
+        found = {}
+        if self.embedding_model() and self.con.execute(_WATCHED).fetchall()[0][0]:
+            found = {table: self._arrow(sql) for table, sql in _ORPHANS.items()}
+        self._run(_FORGET)
+        self._watching = False
         return {table: keys for table, keys in found.items() if keys.num_rows}
 
     def _delete_orphans(self, orphans: dict[str, pa.Table]) -> None:
