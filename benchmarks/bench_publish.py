@@ -30,9 +30,11 @@ import duckdb
 
 from bench_index import DATA, machine
 
-from hippograph import Config, Memory
-from hippograph.pipeline.run import index_documents
+from hippograph import Config, IndexReport, Memory
+from hippograph.pipeline.commit import StageTimer, StoreState, commit
+from hippograph.pipeline.run import run_stages
 from hippograph.pipeline.sources import read_documents
+from hippograph.pipeline.stages import StageOutput
 
 ROOT = Path(__file__).resolve().parent
 PUBLISH_STEPS = ("prepare", "write", "publish")  # the write step: all `update_store` does (old code: "write" only)
@@ -60,22 +62,68 @@ def free_blocks(db: Path) -> dict[str, int]:
         con.close()
 
 
-def one_run(db: Path, documents, config: Config, arm: str) -> dict:
-    if arm == "copy":  # the full copy: what every publish did before the twin, and the twin's fallback
-        for suffix in (".prev", ".delta"):
-            sibling(db, suffix).unlink(missing_ok=True)
+# Key columns of each table, suffixed to make a scaled copy's extra rows distinct (subjects, objects and
+# phrases too, so the copy has as many distinct facts and phrases as rows).
+SCALED_COLUMNS = {
+    "documents": ["doc_id"], "passages": ["passage_id", "doc_id"], "passage_embeddings": ["passage_id"],
+    "triples": ["passage_id", "subject", "object"], "passage_phrases": ["passage_id", "phrase"],
+    "phrases": ["phrase"], "facts": ["subject", "object"], "synonyms": ["phrase_a", "phrase_b"],
+    "memories": ["doc_id"], "memory_keys": ["doc_id"],
+}
+
+
+def scaled_copy(source: Path, target: Path, factor: int) -> None:
+    """`source` copied to `target` with every row repeated `factor` times under suffixed keys: a store as
+    a corpus `factor` times larger would make, to show how each way of publishing scales."""
+    shutil.copyfile(source, target)
+    con = duckdb.connect(str(target))
+    try:
+        for table, keys in SCALED_COLUMNS.items():
+            columns = [c for (c,) in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                [table]).fetchall()]
+            con.execute(f"CREATE OR REPLACE TEMP TABLE original AS SELECT * FROM {table}")
+            for copy in range(1, factor):
+                select = ", ".join(f"{c} || ' ~{copy}'" if c in keys else c for c in columns)
+                con.execute(f"INSERT INTO {table} SELECT {select} FROM original")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
+def stage(db: Path, documents, config: Config) -> tuple[StageOutput, dict[str, float]]:
+    """Run the index stages over `documents` once (every arm commits the same output): what the arms
+    would each compute alike, and the machine's noise, kept out of the comparison."""
+    report = IndexReport(documents=len(documents))
+    output = run_stages(documents, config, StageTimer(report), StoreState.read(db, vectors=False).known)
+    return output, report.seconds
+
+
+def drop_twin(db: Path) -> None:
+    """Make the next write copy the store: what every publish did before the twin, and its fallback."""
+    for suffix in (".prev", ".delta"):
+        sibling(db, suffix).unlink(missing_ok=True)
+
+
+def published_by(write, db: Path) -> tuple[str, object]:
+    """Run `write()`; how it published, told by the files: the twin's file becomes the store."""
     before, twin = inode(db), inode(sibling(db, ".prev"))
-    start = time.perf_counter()
-    report = index_documents(db, documents, config)
-    total = time.perf_counter() - start
+    result = write()
     after = inode(db)
-    published_by = "none" if after == before else "twin" if after == twin else "copy"
+    return ("none" if after == before else "twin" if after == twin else "copy"), result
+
+
+def one_run(db: Path, output: StageOutput, config: Config, arm: str) -> dict:
+    if arm == "copy":
+        drop_twin(db)
+    start = time.perf_counter()
+    method, report = published_by(lambda: commit(db, output, config), db)
+    total = time.perf_counter() - start
     seconds = report.seconds
     publish_step = sum(seconds.get(step, 0.0) for step in PUBLISH_STEPS)
     return {
-        "indexed": report.indexed, "passages": report.passages, "published_by": published_by,
-        "seconds": seconds, "publish_step_s": round(publish_step, 3), "stages_s": round(total - publish_step, 3),
-        "total_s": round(total, 3), "sizes": sizes(db),
+        "indexed": report.indexed, "passages": report.passages, "published_by": method, "seconds": seconds,
+        "publish_step_s": round(publish_step, 3), "commit_s": round(total, 3), "sizes": sizes(db),
     }
 
 
@@ -93,43 +141,60 @@ def copy_reference(store: Path, scratch: Path, repeats: int = 3) -> list[float]:
     return times
 
 
-def churn(db: Path, documents, config: Config, cycles: int) -> list[dict]:
-    """Delete the documents and index them again, `cycles` times: does the file grow?"""
+def churn(db: Path, output: StageOutput, config: Config, arm: str, cycles: int) -> list[dict]:
+    """Delete the documents of `output` and commit them again, `cycles` times: does the file grow?"""
     rounds = []
+    doc_ids = [d.doc_id for d in output.documents]
     for _ in range(cycles):
-        Memory(db, config).delete([d.doc_id for d in documents])
-        report = index_documents(db, documents, config)
-        rounds.append({"indexed": report.indexed, "sizes": sizes(db), **free_blocks(db)})
+        if arm == "copy":
+            drop_twin(db)
+        deleted_by, _ = published_by(lambda: Memory(db, config).delete(doc_ids), db)
+        if arm == "copy":
+            drop_twin(db)
+        indexed_by, report = published_by(lambda: commit(db, output, config), db)
+        rounds.append({"published_by": [deleted_by, indexed_by], "indexed": report.indexed, "sizes": sizes(db),
+                       **free_blocks(db)})
     return rounds
 
 
 def run(args: argparse.Namespace) -> dict:
     documents = read_documents([args.corpus])
-    batches = [documents[i * args.docs:(i + 1) * args.docs] for i in range(args.runs)]
     config = Config()
     arms = args.arms.split(",")
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
         scratch = Path(scratch)
         stores = {}
+        source = args.store
+        if args.scale > 1:
+            source = scratch / "scaled.duckdb"
+            scaled_copy(args.store, source, args.scale)
         for arm in arms:
             (scratch / arm).mkdir()
             stores[arm] = scratch / arm / "store.duckdb"
-            shutil.copyfile(args.store, stores[arm])  # the original store is never written
-        reference = copy_reference(args.store, scratch)
+            shutil.copyfile(source, stores[arm])  # the original store is never written
+        reference = copy_reference(source, scratch)
+        store_bytes = source.stat().st_size
+        with duckdb.connect(str(source), read_only=True) as con:
+            store_documents = con.execute("SELECT count(*) FROM documents").fetchall()[0][0]
         runs: dict[str, list[dict]] = {arm: [] for arm in arms}
-        for number, batch in enumerate(batches, 1):
-            for arm in arms:
-                runs[arm].append(one_run(stores[arm], batch, config, arm))
-                print(arm, number, json.dumps(runs[arm][-1]), flush=True)
+        stages, outputs = [], []
+        for number in range(args.runs):
+            output, seconds = stage(stores[arms[0]], documents[number * args.docs:(number + 1) * args.docs], config)
+            stages.append(seconds)
+            outputs.append(output)
+            for arm in arms:  # in turn, so a busy machine slows them alike
+                runs[arm].append(one_run(stores[arm], output, config, arm))
+                print(arm, number + 1, json.dumps(runs[arm][-1]), flush=True)
         after_runs = {arm: {**sizes(stores[arm]), **free_blocks(stores[arm])} for arm in arms}
-        churned = {arm: churn(stores[arm], batches[0], config, args.cycles) for arm in arms}
+        churned = {arm: churn(stores[arm], outputs[0], config, arm, args.cycles) for arm in arms}
     return {
         "label": args.label, "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "commit": git_commit(), "machine": machine(), "load_average_before": load_before,
-        "load_average_after": os.getloadavg(), "store": str(args.store), "store_bytes": args.store.stat().st_size,
-        "corpus": str(args.corpus), "docs_per_run": args.docs, "copy_reference_s": reference, "runs": runs,
-        "after_runs": after_runs, "churn": churned,
+        "load_average_after": os.getloadavg(), "store": str(args.store), "scale": args.scale, "store_bytes": store_bytes,
+        "store_documents": store_documents,
+        "corpus": str(args.corpus), "docs_per_run": args.docs, "copy_reference_s": reference, "stages": stages,
+        "runs": runs, "after_runs": after_runs, "churn": churned,
     }
 
 
@@ -145,17 +210,19 @@ def git_commit() -> str:
 
 
 def arm_rows(result: dict) -> list[dict]:
+    stages = statistics.median(sum(v for k, v in seconds.items() if k != "load_models") for seconds in result["stages"])
     rows = []
     for arm, runs in result["runs"].items():
         steady = [r for r in runs if r["published_by"] == ("twin" if arm == "twin" else "copy")]
+        if not steady:
+            continue
         rows.append({
-            "name": f"{result['label']}/{arm}", "runs": len(steady),
-            "published_by": sorted({r["published_by"] for r in runs}),
-            "stages_s": statistics.median(r["stages_s"] for r in steady),
+            "name": f"{result['label']}/{arm}", "runs": len(steady), "stages_s": stages,
+            "read_merge_s": statistics.median(r["seconds"].get("read_store", 0) + r["seconds"].get("merge", 0) for r in steady),
             "publish_step_s": statistics.median(r["publish_step_s"] for r in steady),
             "publish_steps": {step: statistics.median(r["seconds"].get(step, 0.0) for r in steady) for step in PUBLISH_STEPS},
             "sizes_after_runs": result["after_runs"][arm],
-            "churn_sizes": [c["sizes"]["store"] for c in result["churn"][arm]],
+            "churn": [(c["sizes"]["store"], "/".join(c["published_by"])) for c in result["churn"][arm]],
             "reference_s": statistics.median(result["copy_reference_s"]),
         })
     return rows
@@ -165,41 +232,52 @@ def render(results: list[dict]) -> str:
     first = results[0]
     rows = [row for result in results for row in arm_rows(result)]
     mb = 1e6
+    loads = "; ".join(f"{r['label']}: {fmt_load(r['load_average_before'])} before, {fmt_load(r['load_average_after'])} after"
+                      for r in results)
+    scaled = f", its rows repeated {first['scale']} times" if first["scale"] > 1 else ""
+    share = 100 * first["docs_per_run"] / first["store_documents"]
     lines = [
-        f"# Publishing a 1% write: {Path(first['store']).name} ({first['store_bytes'] / mb:.0f} MB), "
-        f"{first['docs_per_run']} new documents a run\n",
-        f"Machine: {first['machine']['cpu']}, {first['machine']['cores']} cores, {first['machine']['memory_gb']} GB; "
-        "ext4 without reflink. Load averages (1, 5, 15 min) before and after each invocation: "
-        + "; ".join(f"{r['label']}: {r['load_average_before']} → {r['load_average_after']}" for r in results) + "\n",
+        f"# Publishing a small write: {Path(first['store']).name}{scaled} ({first['store_bytes'] / mb:.0f} MB, "
+        f"{first['store_documents']:,} documents), {first['docs_per_run']} new documents a run ({share:.1f}%)\n",
+        f"Machine: {first['machine']['cpu']}, {first['machine']['cores']} cores, {first['machine']['memory_gb']} GB, "
+        f"ext4 without reflink. Shared with other work: load average (1, 5, 15 min) {loads}.\n",
         "Commands:\n",
         *[f"- `{r['command']}` (code: {r['commit']})" for r in results],
         "",
         "Medians over the runs that published as their arm does (a twin arm's first run copies: no `.prev` yet).",
-        "The write step is all `update_store` does: preparing the version to write (a copy of the store, or `.prev`",
-        "with the last write replayed), the write's own transaction, and publishing (checkpoint, sync, delta, rename).",
+        "The stages (chunk, extract, embed, compress) ran once a run, their output committed to every arm; each",
+        "commit then reads the store and merges (read + merge), and runs the write step: all `update_store` does,",
+        "i.e. preparing the version to write (a copy of the store, or `.prev` with the last write replayed), the",
+        "write's own transaction, and publishing (checkpoint, sync, delta, link, rename). Code before the twin",
+        "reports the whole write step as `write`.",
         "",
-        "| arm | runs | stages s | write step s | prepare | write | publish | vs copying the file | store MB after | + .prev + .delta MB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| arm | runs | stages s | read + merge s | write step s | prepare | write | publish | vs copying the file | store MB after | + .prev + .delta MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         steps, after = row["publish_steps"], row["sizes_after_runs"]
         extra = (after.get("prev", 0) + after.get("delta", 0)) / mb
         lines.append(
-            f"| {row['name']} | {row['runs']} | {row['stages_s']:.2f} | **{row['publish_step_s']:.3f}** | "
-            f"{steps['prepare']:.3f} | {steps['write']:.3f} | {steps['publish']:.3f} | "
+            f"| {row['name']} | {row['runs']} | {row['stages_s']:.1f} | {row['read_merge_s']:.2f} | "
+            f"**{row['publish_step_s']:.3f}** | {steps['prepare']:.3f} | {steps['write']:.3f} | {steps['publish']:.3f} | "
             f"{100 * row['publish_step_s'] / row['reference_s']:.0f}% | {after['store'] / mb:.1f} | {extra:.1f} |"
         )
     references = ", ".join(f"{statistics.median(r['copy_reference_s']):.2f} s ({r['label']})" for r in results)
     lines += [
         "",
-        f"Copying the store file and syncing the copy (the least a full-copy publish pays): {references} (median of 3).",
+        f"Copying the store file and syncing the copy (the least a full copy costs): {references} (median of 3).",
         "",
-        "The store after each of the delete-and-index-again rounds of the first run's documents (MB):",
+        "The store after each round of deleting the first run's documents and committing them again (MB; how",
+        "the delete and the commit published):",
         "",
-        *[f"- {row['name']}: " + ", ".join(f"{size / mb:.1f}" for size in row["churn_sizes"]) for row in rows],
+        *[f"- {row['name']}: " + ", ".join(f"{size / mb:.1f} ({how})" for size, how in row["churn"]) for row in rows],
         "",
     ]
     return "\n".join(lines)
+
+
+def fmt_load(load: list[float]) -> str:
+    return "/".join(f"{x:.1f}" for x in load)
 
 
 def main() -> None:
@@ -210,6 +288,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--cycles", type=int, default=5, help="delete-and-index-again rounds after the runs")
     parser.add_argument("--arms", default="twin,copy")
+    parser.add_argument("--scale", type=int, default=1, help="publish to a copy of the store with its rows repeated N times")
     parser.add_argument("--label", default="new")
     parser.add_argument("--scratch", type=Path, default=None, help="where the store copies go (default: the temp dir)")
     parser.add_argument("--json", type=Path, help="write the result here")
