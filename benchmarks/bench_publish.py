@@ -263,16 +263,15 @@ def render(results: list[dict]) -> str:
             f"{100 * row['publish_step_s'] / row['reference_s']:.0f}% | {after['store'] / mb:.1f} | {extra:.1f} |"
         )
     references = ", ".join(f"{statistics.median(r['copy_reference_s']):.2f} s ({r['label']})" for r in results)
-    lines += [
-        "",
-        f"Copying the store file and syncing the copy (the least a full copy costs): {references} (median of 3).",
-        "",
-        "The store after each round of deleting the first run's documents and committing them again (MB; how",
-        "the delete and the commit published):",
-        "",
-        *[f"- {row['name']}: " + ", ".join(f"{size / mb:.1f} ({how})" for size, how in row["churn"]) for row in rows],
-        "",
-    ]
+    lines += ["", f"Copying the store file and syncing the copy (the least a full copy costs): {references} (median of 3).", ""]
+    if any(row["churn"] for row in rows):
+        lines += [
+            "The store after each round of deleting the first run's documents and committing them again (MB; how",
+            "the delete and the commit published):",
+            "",
+            *[f"- {row['name']}: " + ", ".join(f"{size / mb:.1f} ({how})" for size, how in row["churn"]) for row in rows],
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -1,11 +1,15 @@
 """The DuckDB store: the one place in hippograph that speaks SQL.
 
 DuckDB lets one read-write process lock a file against every other process, readers included. So the
-published store file is never opened for writing. A writer (`update_store`) copies it beside itself,
-writes the copy in one transaction, and renames the copy over the published file: readers keep
-reading the version they opened, the next reader sees the new one, and a writer killed at any point
-leaves only a stale copy that the next writer deletes. Writers queue on an advisory lock file; readers
-open read-only, copy what they need into memory and close again.
+published store file is never opened for writing: a writer (`update_store`) writes another file and
+renames it over the store, so readers keep reading the version they opened and the next reader sees
+the new one. The file a publish replaces stays beside the store as `<store>.prev`, with the changes
+that lead from it to the published version (`<store>.delta`, see `changes`): the next writer applies
+them to `.prev` again and adds its own, so a write costs about twice its change, not a copy of the
+store. When `.prev` cannot serve (none yet, a crash, a store another program wrote, a reader still on
+it), the writer copies the store. A writer killed at any point leaves the published store as it was.
+Writers queue on an advisory lock file; readers pin the file they read (`locks.ReadPin`), open it
+read-only, copy what they need into memory and close again.
 """
 
 from __future__ import annotations
@@ -777,8 +781,9 @@ class _Staged:
     def delta(self) -> Delta:
         """This write's changes, from the published version to the one it writes (whose file identity is
         known only once it is closed and synced)."""
+        assert self.copied is not None and self.generation is not None
         target = Version(None, self.store.generation(), self.store.row_counts())
-        return Delta(Version(self.copied, self.generation or 0), target, list(self.store.changes))
+        return Delta(Version(self.copied, self.generation), target, list(self.store.changes))
 
 
 class _StaleTwin(Exception):
@@ -817,7 +822,9 @@ def update_store(path: str | Path, lock_timeout: float = 600.0) -> Iterator[Stor
                     changed = staged.changed()
                     if changed or staged.method == "twin":
                         store._run("CHECKPOINT")
-                    delta = staged.delta() if staged.copied is not None else None
+                    # Without OFD locks no writer may rewrite a file in place: no twin is kept.
+                    keep = OFD_LOCKS and staged.copied is not None and (changed or staged.method == "twin")
+                    delta = staged.delta() if keep else None
             finally:
                 store.con.close()
             with _timed(timings, "publish"):

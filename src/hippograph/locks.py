@@ -5,6 +5,8 @@ just as two processes do, and the kernel releases a dead holder's lock. A lock w
 or replaced no longer excludes anyone: a newcomer would create a new file and lock that. So a lock is
 only taken on the file that is at the path when it is held, and `intact()` tells a holder, before it
 does anything irreversible, whether that is still so.
+
+Read pins (`ReadPin`, `file_in_use`) tell a writer which versions of a store are being read.
 """
 
 from __future__ import annotations
