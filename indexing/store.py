@@ -7,7 +7,7 @@ the new one. The file a publish replaces stays beside the store as `<store>.prev
 that lead from it to the published version (`<store>.delta`, see `changes`): the next writer applies
 them to `.prev` again and adds its own, so a write costs about twice its change, not a copy of the
 store. When `.prev` cannot serve (none yet, a crash, a store another program wrote, a reader still on
-it), the writer copies the store. A writer killed at any point leaves the published store as it was.
+it, a delta too large to be worth replaying), the writer copies the store. A writer killed at any point leaves the published store as it was.
 Writers queue on an advisory lock file; readers pin the file they read (`locks.ReadPin`), open it
 read-only, copy what they need into memory and close again.
 """
@@ -786,6 +786,9 @@ class _Staged:
         return Delta(Version(self.copied, self.generation), target, list(self.store.changes))
 
 
+_REPLAY_AT_MOST = 0.1  # of the store's size: a larger delta is copied over instead (see `_worth_replaying`)
+
+
 class _StaleTwin(Exception):
     """`.prev` and its delta do not make the published version: the write copies the store instead."""
 
@@ -888,7 +891,9 @@ def _open_staged(files: StoreFiles, method: str, copied: FileIdentity | None, lo
 def _stage_twin(files: StoreFiles, published: FileIdentity | None) -> _Staged | None:
     """`.prev` brought up to date as `.next`, or None when it cannot be: there is none, its delta does not
     lead to the published file, or it is still read (pinned, or open in some DuckDB connection)."""
-    delta = read_delta(files.delta) if OFD_LOCKS and published is not None else None
+    if not OFD_LOCKS or published is None or not _worth_replaying(files):
+        return None
+    delta = read_delta(files.delta)
     if delta is None or delta.target.identity != published or file_identity(files.prev) != delta.base.identity:
         return None
     os.replace(files.prev, files.next)  # from here on, a crash leaves no twin: the next writer copies
@@ -912,6 +917,16 @@ def _stage_twin(files: StoreFiles, published: FileIdentity | None) -> _Staged | 
         connection.close()
         raise
     return _Staged(store, "twin", published, store.generation())
+
+
+def _worth_replaying(files: StoreFiles) -> bool:
+    """Whether the delta is small beside the store. Inserting a row costs DuckDB far more than copying
+    its bytes: after a write that changed much of the store (a re-index under other settings), the next
+    write copies rather than replay it."""
+    try:
+        return files.delta.stat().st_size <= _REPLAY_AT_MOST * files.store.stat().st_size
+    except FileNotFoundError:
+        return False
 
 
 def _replay(store: Store, delta: Delta) -> None:

@@ -405,3 +405,19 @@ def test_incremental_index_runs_replay_instead_of_copying(tmp_path, small_docs, 
     assert {"prepare", "write", "publish"} <= set(report.seconds)
     store_tools.assert_same(db, reference)
     assert memory.retrieve("Who founded the Kettleby Gazette?", mode="bm25").passages
+
+
+def test_after_a_write_that_changed_much_of_the_store_the_next_write_copies(tmp_path, clock, monkeypatch):
+    """Replaying a delta nearly as large as the store costs more than copying it: past a share of the
+    store's size (`_REPLAY_AT_MOST`, here set just under this delta's share), the next write copies."""
+    db, reference = tmp_path / "store.duckdb", tmp_path / "reference.duckdb"
+    big = ("write", [f"big{i}" for i in range(40)], 0)
+    assert written(db, clock, [OPS[0], big]) == ["new", "copy"]
+    share = sibling(db, ".delta").stat().st_size / db.stat().st_size
+    monkeypatch.setattr(store_module, "_REPLAY_AT_MOST", share * 0.9)
+    assert run(db, OPS[1]) == "copy"
+    written(reference, clock, [OPS[0], big], copy=True)
+    run(reference, OPS[1], copy=True)
+    assert dump(db) == dump(reference)
+    monkeypatch.setattr(store_module, "_REPLAY_AT_MOST", 1.0)
+    assert run(db, OPS[2]) == "twin"
