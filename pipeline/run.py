@@ -92,8 +92,9 @@ def import_triples(
         output = StageOutput([], [], no_passages, facts, GraphVectors.empty(embedder.dim), MemoryBank.empty(embedder.dim))
         with timer("merge"):
             batch = merge(output, state, config)
-        with timer("write"), update_store(db_path) as store:
+        with update_store(db_path) as store, timer("write"):
             store.write(batch)
+        timer.add(store.timings)  # preparing the version to write, and publishing it
     report.imported = len(batch.triples)
     report.new_phrases, report.new_facts, report.synonym_edges = len(batch.new_phrases), len(batch.new_facts), len(batch.synonyms)
     return report

@@ -158,7 +158,7 @@ def embed_passages(passages: Sequence[Passage], config: Config, progress: bool =
     embedder = embedder_for(config)
     if not passages:
         return np.zeros((0, embedder.dim), np.float32)
-    return embedder.encode([p.embedding_text for p in passages], progress=progress)
+    return embedder.encode_corpus([p.embedding_text for p in passages], progress=progress)
 
 
 def extract(passages: Sequence[Passage], config: Config, progress: bool = False) -> list[PassageFacts]:
@@ -181,10 +181,10 @@ def embed_texts(phrases: list[str], facts: list[FactKey], config: Config, progre
     phrase_vectors = np.zeros((len(phrases), embedder.dim), dtype=np.float32)
     rows = [i for i, p in enumerate(phrases) if synonym_candidate(p, config.synonym_min_chars)]
     if rows:
-        phrase_vectors[rows] = embedder.encode([phrases[i] for i in rows], progress=progress, batch_size=batch)
+        phrase_vectors[rows] = embedder.encode_corpus([phrases[i] for i in rows], progress=progress, batch_size=batch)
     fact_vectors = np.zeros((0, embedder.dim), np.float32)
     if facts:
-        fact_vectors = embedder.encode([" ".join(f) for f in facts], progress=progress, batch_size=batch)
+        fact_vectors = embedder.encode_corpus([" ".join(f) for f in facts], progress=progress, batch_size=batch)
     return GraphVectors(phrases, phrase_vectors, facts, fact_vectors)
 
 
@@ -197,7 +197,7 @@ def compress(
     titles = {d.doc_id: d.title for d in documents}
     texts = [key_text(titles[r.doc_id], key) for r in records for key in r.keys]
     embedder = embedder_for(config)
-    return MemoryBank(records, embedder.encode(texts, progress=progress, batch_size=config.short_text_batch_size))
+    return MemoryBank(records, embedder.encode_corpus(texts, progress=progress, batch_size=config.short_text_batch_size))
 
 
 # ---- the stage list -------------------------------------------------------------------------------

@@ -415,7 +415,7 @@ def test_a_store_in_a_read_only_directory_is_refused(cli_subprocess, small_store
 # ---- export over the store or an existing file ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("suffix", ["", ".next", ".lock"])
+@pytest.mark.parametrize("suffix", ["", ".next", ".prev", ".delta", ".lock"])
 @pytest.mark.parametrize("force", [False, True])
 def test_export_graph_never_writes_over_the_store_files(cli, small_store_copy, force, suffix):
     target = small_store_copy.with_name(small_store_copy.name + suffix)

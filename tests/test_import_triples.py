@@ -81,14 +81,14 @@ def test_import_places_normalises_embeds_and_links(store, tmp_path, store_tools,
     assert set(after["passage_phrases"]) - set(before["passage_phrases"]) == NEW_LINKS
     assert len(after["passage_phrases"]) == len(before["passage_phrases"]) + len(NEW_LINKS)  # no duplicate links
     # New phrases and facts are embedded with the store's model, as indexing would (the tolerance allows for
-    # bfloat16 CPUs, where batch composition moves vectors slightly).
+    # bfloat16 CPUs, where batch composition moves vectors slightly; int8 vectors do not depend on it).
     phrases = dict(store_tools.sql(store, "SELECT phrase, embedding FROM phrases"))
     assert NEW_PHRASES <= set(phrases)
-    expected = embedder.encode(sorted(NEW_PHRASES))
+    expected = embedder.encode_corpus(sorted(NEW_PHRASES))
     np.testing.assert_allclose(np.array([phrases[p] for p in sorted(NEW_PHRASES)]), expected, atol=5e-3)
     facts = {tuple(r[:3]): r[3] for r in store_tools.sql(store, "SELECT subject, predicate, object, embedding FROM facts")}
     for _, _, s, p, o in EXPECTED_ROWS:
-        np.testing.assert_allclose(facts[(s, p, o)], embedder.encode([f"{s} {p} {o}"])[0], atol=5e-3)
+        np.testing.assert_allclose(facts[(s, p, o)], embedder.encode_corpus([f"{s} {p} {o}"])[0], atol=5e-3)
     assert ("veloria bridge", "veloria bridges") in {(a, b) for a, b, _ in store_tools.sql(store, "SELECT * FROM synonyms")}
     # Nothing else changed: no document or passage was replaced, one transaction was committed.
     for table in ("documents", "passages", "passage_embeddings"):

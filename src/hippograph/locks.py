@@ -5,12 +5,16 @@ just as two processes do, and the kernel releases a dead holder's lock. A lock w
 or replaced no longer excludes anyone: a newcomer would create a new file and lock that. So a lock is
 only taken on the file that is at the path when it is held, and `intact()` tells a holder, before it
 does anything irreversible, whether that is still so.
+
+Read pins (`ReadPin`, `file_in_use`) tell a writer which versions of a store are being read.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import struct
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -80,3 +84,76 @@ def _same_file(descriptor: int, path: Path) -> bool:
         return False
     mine = os.fstat(descriptor)
     return (mine.st_dev, mine.st_ino) == (at_path.st_dev, at_path.st_ino)
+
+
+# ---- read pins: which version of a store file is being read -------------------------------------------
+#
+# A writer may rewrite the previous version of a store in place (`<store>.prev`), so it must know that
+# nobody still reads that file. DuckDB's own locks cannot tell: they are classic POSIX locks, which the
+# kernel keeps per process (a writer never conflicts with a reader in its own process) and drops when
+# the process closes any descriptor of the file. Open file description (OFD) locks have neither flaw,
+# and conflict with DuckDB's POSIX locks, in other processes and in this one: a reader pins the file it
+# reads with a shared OFD lock, and a writer's DuckDB connection is refused while any pin is held.
+
+OFD_LOCKS = sys.platform == "linux" and hasattr(fcntl, "F_OFD_SETLK") and struct.calcsize("l") == 8
+_FLOCK = struct.Struct("hhqqi4x")  # struct flock on 64-bit Linux: type, whence, start, length, pid (0 for OFD)
+
+
+class ReadPin:
+    """A descriptor of one version of a store file, holding a shared OFD lock on it while it is read."""
+
+    def __init__(self, descriptor: int):
+        self._descriptor = descriptor
+
+    @staticmethod
+    def take(path: Path) -> "ReadPin | None":
+        """Pin the file now at `path`; None when a writer holds that file (it is no longer the one at the
+        path, try again) or the path now names another file."""
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        pin = ReadPin(descriptor)
+        try:
+            fcntl.fcntl(descriptor, fcntl.F_OFD_SETLK, _FLOCK.pack(fcntl.F_RDLCK, os.SEEK_SET, 0, 0, 0))
+        except OSError:
+            pin.release()
+            return None
+        if not pin.still_at(path):
+            pin.release()
+            return None
+        return pin
+
+    def still_at(self, path: Path) -> bool:
+        """Whether `path` still names the pinned file (so the file was published, and not rewritten since:
+        a writer cannot rewrite a pinned file)."""
+        return _same_file(self._descriptor, path)
+
+    def release(self) -> None:
+        os.close(self._descriptor)
+
+
+def file_in_use(path: Path) -> bool:
+    """Whether the file at `path` is open in this process, or locked by any process: a read pin, or a
+    DuckDB connection (which locks its file, read-only or not). In this process a DuckDB connection may
+    have lost its lock (any descriptor of the file closed, e.g. by another connection, drops them all),
+    so this process's open descriptors are looked at instead."""
+    if _open_here(path):
+        return True
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        probe = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        found = _FLOCK.unpack(fcntl.fcntl(descriptor, fcntl.F_OFD_GETLK, probe))
+        return found[0] != fcntl.F_UNLCK
+    finally:
+        os.close(descriptor)  # drops no lock of this process: it had the file open nowhere else
+
+
+def _open_here(path: Path) -> bool:
+    """Whether some descriptor of this process refers to the file at `path` (Linux: /proc/self/fd)."""
+    wanted = os.stat(path)
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            found = os.stat(f"/proc/self/fd/{name}")
+        except OSError:  # closed meanwhile, or the listing's own descriptor
+            continue
+        if (found.st_dev, found.st_ino) == (wanted.st_dev, wanted.st_ino):
+            return True
+    return False

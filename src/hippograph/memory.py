@@ -166,8 +166,8 @@ class Memory:
     def refresh(self) -> bool:
         """Drop the snapshot if a newer store was published since it was read; True if one was.
 
-        Each write publishes a new file (see `update_store`), so a `stat` tells; queries call this
-        themselves when `auto_refresh` is on."""
+        Each publish renames another file over the store (see `update_store`), so a `stat` tells; queries
+        call this themselves when `auto_refresh` is on."""
         if self._snapshot is None or file_identity(self.db_path) == self._snapshot.file_identity:
             return False
         self._snapshot = None

@@ -245,7 +245,9 @@ class IndexBatch:
 
 @dataclass
 class IndexReport:
-    """What an index run did; `seconds` is the wall time of each stage (and of reading and writing the store)."""
+    """What an index run did. `seconds` is the wall time of each stage, and of reading the store
+    (`read_store`), making the version to write (`prepare`: the previous version brought up to date, or
+    a copy of the store), writing it (`write`) and publishing it (`publish`)."""
 
     documents: int = 0  # given
     indexed: int = 0  # new or changed, written

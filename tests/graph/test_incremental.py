@@ -43,15 +43,19 @@ def assert_same_graph(got: GraphData, expected: GraphData) -> None:
 
 @pytest.fixture
 def spy_encode(embedder, monkeypatch):
-    """Every text the shared embedder encodes from now on (Memory uses this same instance)."""
+    """Every text the shared embedder encodes from now on, for queries or indexing (Memory uses this same
+    instance)."""
     seen: list[str] = []
-    encode = embedder.encode
 
-    def spy(texts, *args, **kwargs):
-        seen.extend(texts)
-        return encode(texts, *args, **kwargs)
+    def spying_on(encode):
+        def spy(texts, *args, **kwargs):
+            seen.extend(texts)
+            return encode(texts, *args, **kwargs)
 
-    monkeypatch.setattr(embedder, "encode", spy)
+        return spy
+
+    for method in ("encode", "encode_corpus"):
+        monkeypatch.setattr(embedder, method, spying_on(getattr(embedder, method)))
     return seen
 
 

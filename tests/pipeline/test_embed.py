@@ -4,6 +4,7 @@ on every call: the vectors must be exactly those of plain autocast over float32 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from hippograph.pipeline.embed import Embedder
@@ -70,3 +71,76 @@ def test_indexing_and_querying_leave_the_host_environment_and_log_levels_as_they
     """Loading the bundled embedder offline needs no HF_HUB_OFFLINE, and long texts need no silenced logger."""
     result = host_app("preloaded", tmp_path / "m.duckdb")
     assert result == {"import": {"env": [], "levels": []}, "use": {"env": [], "levels": []}}
+
+
+# ---- int8 indexing (ONNX Runtime) --------------------------------------------------------------------
+
+PASSAGES = [
+    "The Veloria Bridge is a suspension bridge over the Sarn, designed by the engineer Anna Kessler.",
+    "Anna Kessler was born in Marrow, a market town on the river Sarn, in 1861.",
+    "In 1902 the mayor of Marrow was Edwin Hale, who later founded the Marrow Courier newspaper.",
+    "The Marrow Courier is a weekly newspaper; its first issue appeared in 1911.",
+    "Photosynthesis converts light energy into chemical energy stored in glucose.",
+    "The Treaty of Westphalia ended the Thirty Years' War in 1648.",
+]
+QUESTIONS = ["Who designed the Veloria Bridge?", "Where was Anna Kessler born?", "Who was mayor of Marrow in 1902?",
+             "When did the Marrow Courier first appear?", "How do plants store light energy?", "What ended the Thirty Years' War?"]
+
+
+def test_int8_corpus_vectors_stay_close_to_float32_and_rank_alike():
+    int8 = Embedder("all-MiniLM-L6-v2", precision="int8")
+    plain = Embedder("all-MiniLM-L6-v2", precision="float32")
+    quantised, exact = int8.encode_corpus(PASSAGES + TEXTS), plain.encode(PASSAGES + TEXTS)
+    assert int8.corpus_precision == "int8" and quantised.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(quantised, axis=1), 1, atol=1e-5)
+    cosines = (quantised * exact).sum(axis=1)
+    assert cosines.min() > 0.97 and cosines.mean() > 0.985, cosines
+    questions = plain.encode(QUESTIONS)
+    assert ((questions @ quantised[: len(PASSAGES)].T).argmax(axis=1) == np.arange(len(QUESTIONS))).all()
+
+
+def test_an_int8_vector_does_not_depend_on_the_texts_embedded_with_it():
+    """So a sharded index equals a single run's (a batch would scale each run's activations together)."""
+    int8 = Embedder("all-MiniLM-L6-v2", precision="int8")
+    together = int8.encode_corpus(PASSAGES + TEXTS, batch_size=3)
+    np.testing.assert_array_equal(int8.encode_corpus(TEXTS[::-1])[::-1], together[len(PASSAGES):])
+    np.testing.assert_array_equal(int8.encode_corpus(PASSAGES[:1]), together[:1])
+
+
+def test_int8_mode_embeds_questions_in_full_precision():
+    int8 = Embedder("all-MiniLM-L6-v2", precision="int8")
+    expected = int8.model.encode(QUESTIONS, normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_array_equal(int8.encode(QUESTIONS), expected.astype(np.float32))
+
+
+def test_float32_mode_embeds_the_corpus_as_it_embeds_questions():
+    plain = Embedder("all-MiniLM-L6-v2", precision="float32")
+    assert plain.corpus_precision == "float32"
+    np.testing.assert_array_equal(plain.encode_corpus(PASSAGES), plain.encode(PASSAGES))
+
+
+def test_the_int8_model_is_exported_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    from hippograph.pipeline import embed_int8
+
+    model = Embedder("all-MiniLM-L6-v2", precision="float32").model
+    first = embed_int8.Int8Encoder(model, 384, cache_dir=tmp_path)
+    (made,) = tmp_path.iterdir()  # one file, no scratch left behind
+
+    def no_export(*args):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(embed_int8, "export_transformer", no_export)
+    again = embed_int8.Int8Encoder(model, 384, cache_dir=tmp_path)
+    np.testing.assert_array_equal(again.encode(PASSAGES, 4), first.encode(PASSAGES, 4))
+    assert list(tmp_path.iterdir()) == [made]
+
+
+def test_int8_without_onnx_runtime_says_what_to_install(monkeypatch):
+    from hippograph.errors import ModelNotFoundError
+    from hippograph.pipeline import embed
+
+    monkeypatch.setattr(embed, "_int8_installed", lambda: False)
+    assert Embedder("all-MiniLM-L6-v2", precision="auto").corpus_precision in ("float32", "bfloat16")
+    forced = Embedder("all-MiniLM-L6-v2", precision="int8")
+    with pytest.raises(ModelNotFoundError, match="pip install onnxruntime onnx"):
+        forced.encode_corpus(PASSAGES)
