@@ -395,7 +395,10 @@ def test_a_version_1_store_is_migrated_by_its_next_write_and_reindexes_once(tmp_
     db = store_tools.copy(V1_STORE, tmp_path / "v1.duckdb")
     docs = [dict(d) for d in small_docs]
     docs[2]["source"] = "demo"  # as the committed store holds it
-    memory = Memory(db)
+    # float32, as the committed store was made: its phrases and facts keep their vectors, so int8 ones
+    # for the re-indexed documents would tell the precisions apart, not the migration.
+    float32 = Config(embedding_precision="float32")
+    memory = Memory(db, float32)
     # Index keys are derived anew in schema 2, so each document is indexed once more, then never again.
     assert memory.index(docs).indexed == 3
     assert memory.index(docs).unchanged == 3
@@ -405,7 +408,7 @@ def test_a_version_1_store_is_migrated_by_its_next_write_and_reindexes_once(tmp_
     assert ("documents", "index_key") in columns and ("documents", "content_hash") not in columns
     assert ("passage_embeddings", "model") not in columns
     fresh = tmp_path / "fresh.duckdb"
-    Memory(fresh).index(docs)
+    Memory(fresh, float32).index(docs)
     store_tools.assert_same(db, fresh)
     with open_store(db) as store:
         assert {d.doc_id: d.metadata for d in documents_in(store)}["gazette"] == {"source": "demo"}
