@@ -31,8 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
+from bench_index import percentiles
 from bench_query_latency import QUERY_SETS, WARM_UP, cpu
 
 ROOT = Path(__file__).resolve().parent
@@ -152,7 +151,7 @@ def query_worker(db: Path) -> None:
             start = time.perf_counter()
             memory.retrieve(question, mode=mode, top_k=5)
             samples.append((time.perf_counter() - start) * 1000)
-        result[mode] = {"p50_ms": round(float(np.percentile(samples, 50)), 1), "p95_ms": round(float(np.percentile(samples, 95)), 1)}
+        result[mode] = percentiles(samples)
     result["peak_rss_mb"] = _status_mb("VmHWM")
     print(json.dumps(result))
 

@@ -51,6 +51,7 @@ class Int8Encoder:
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.threads = threads or torch.get_num_threads()
+        self.pooling = list(model)[1:]  # pooling, normalisation, any dense layer: run on each text's output
 
     def encode(self, texts: list[str], batch_size: int, progress: bool = False) -> np.ndarray:
         """L2-normalised float32 rows. `batch_size` texts are tokenised at a time (the tokenizer is not
@@ -75,7 +76,7 @@ class Int8Encoder:
         hidden = self.session.run(None, inputs)[0]
         features = {"token_embeddings": torch.from_numpy(hidden), "attention_mask": torch.from_numpy(inputs["attention_mask"])}
         with torch.inference_mode():
-            for module in list(self.model)[1:]:  # pooling, normalisation, any dense layer
+            for module in self.pooling:
                 features = module(features)
         vector = features["sentence_embedding"][0].float().numpy()
         return vector / (np.linalg.norm(vector) or 1)
