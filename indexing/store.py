@@ -709,7 +709,8 @@ def _pinned_connection(path: Path, lock_timeout: float) -> Iterator[duckdb.DuckD
 
 def _pin(path: Path, deadline: float) -> ReadPin | None:
     """Pin the file at `path`, retrying while writers replace it. None without OFD locks (writers then
-    never rewrite a file in place) or if the file cannot be opened (DuckDB will say why)."""
+    never rewrite a file in place), if the file cannot be opened (DuckDB will say why) or its file system
+    cannot lock it (a writer's probe fails there too, so it copies rather than rewrite a file)."""
     if not OFD_LOCKS:
         return None
     while True:

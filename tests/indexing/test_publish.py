@@ -421,3 +421,29 @@ def test_after_a_write_that_changed_much_of_the_store_the_next_write_copies(tmp_
     assert dump(db) == dump(reference)
     monkeypatch.setattr(store_module, "_REPLAY_AT_MOST", 1.0)
     assert run(db, OPS[2]) == "twin"
+
+
+def test_readers_read_where_the_file_system_refuses_ofd_locks(tmp_path, clock, monkeypatch):
+    """A file system or kernel without OFD locks (an old kernel under a newer libc, WSL 1, some network
+    file systems) answers EINVAL or ENOLCK, not a conflict: readers read unpinned, and writers, whose
+    probe fails the same way, copy rather than rewrite the twin."""
+    import errno
+    import fcntl
+
+    from hippograph import locks
+
+    db = tmp_path / "store.duckdb"
+    written(db, clock, OPS[:3])
+    real = fcntl.fcntl
+
+    def no_ofd(fd, command, *args):
+        if command in (fcntl.F_OFD_SETLK, fcntl.F_OFD_GETLK):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, command, *args)
+
+    monkeypatch.setattr(locks.fcntl, "fcntl", no_ofd)
+    with open_store(db, lock_timeout=0.5) as store:
+        assert store.generation() == 3
+    assert run(db, OPS[3]) == "copy"
+    with open_store(db, lock_timeout=0.5) as store:
+        assert store.generation() == 4
