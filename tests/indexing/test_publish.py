@@ -447,3 +447,23 @@ def test_readers_read_where_the_file_system_refuses_ofd_locks(tmp_path, clock, m
     assert run(db, OPS[3]) == "copy"
     with open_store(db, lock_timeout=0.5) as store:
         assert store.generation() == 4
+
+
+def test_a_reader_waiting_on_another_programs_lock_says_so(tmp_path, clock):
+    """Another program holding the published file open for writing is a lock, not a publish: the reader
+    gives up after `lock_timeout` saying that the store stayed locked, as it did before pins."""
+    db = tmp_path / "store.duckdb"
+    written(db, clock, OPS[:1])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('open', flush=True); sys.stdin.readline()",
+         str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(store_module.StoreError, match="stayed locked by another process"):
+            with open_store(db, lock_timeout=0.5):
+                pass
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(timeout=60)
