@@ -467,3 +467,17 @@ def test_a_reader_waiting_on_another_programs_lock_says_so(tmp_path, clock):
         holder.stdin.write("\n")
         holder.stdin.flush()
         holder.wait(timeout=60)
+
+
+def test_a_delta_damaged_in_its_header_reads_as_none(tmp_path):
+    """The header says which documents the replay removes: a damaged one must not be replayed (the row
+    counts after cannot tell one removed document from another of the same size)."""
+    import pyarrow as pa
+
+    path = tmp_path / "d.delta"
+    change = Change(["doc-a"], {"documents": pa.table({"doc_id": ["x"]})}, ("model", 8), {}, exact=True)
+    write_delta(path, Delta(Version((1, 2, 3), 4, {"documents": 1}), Version((5, 6, 7), 5, {"documents": 1}), [change]))
+    data = path.read_bytes()
+    assert data.count(b'"doc-a"') == 1
+    path.write_bytes(data.replace(b'"doc-a"', b'"doc-b"'))
+    assert read_delta(path) is None
