@@ -7,7 +7,7 @@ the next writer can bring `.prev` up to date by applying them again instead of c
 
 A delta file is: 8 magic bytes, the length of a JSON header (8 bytes, little-endian), the header, then
 one Arrow IPC stream per table of rows. The header names both versions, each change's removed ids and
-tables (offset and length of each stream), and a SHA-256 of the streams.
+tables (offset and length of each stream), and a SHA-256 of the rest of the header and the streams.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 
 _MAGIC = b"HGDELTA1"
+_FORMAT = 2  # 1 checksummed the streams only, not the header (which names the documents a replay removes)
 _LENGTH = struct.Struct("<Q")
 FileIdentity = tuple[int, int, int]  # (inode, mtime in ns, size): see `store.file_identity`
 
@@ -65,7 +66,7 @@ def write_delta(path: Path, delta: Delta, mode: int = 0o600) -> None:
     """Write `delta` to a new file `path` created with `mode` (it holds documents: as private as the store),
     and sync it. The caller renames it into place, so it appears whole or not at all."""
     header, streams = _encode(delta)
-    header["sha256"] = hashlib.sha256(b"".join(streams)).hexdigest()
+    header["sha256"] = _checksum(header, b"".join(streams))
     encoded = json.dumps(header).encode()
     _write_durably(path, [_MAGIC, _LENGTH.pack(len(encoded)), encoded, *streams], mode)
 
@@ -100,7 +101,7 @@ def _encode(delta: Delta) -> tuple[dict, list[bytes]]:
         "removed_doc_ids": c.removed_doc_ids, "embedding_model": c.embedding_model, "exact": c.exact,
         "tables": place(c.rows), "orphans": place(c.orphans),
     } for c in delta.changes]
-    header = {"format": 1, "base": _version_json(delta.base), "target": _version_json(delta.target), "changes": changes}
+    header = {"format": _FORMAT, "base": _version_json(delta.base), "target": _version_json(delta.target), "changes": changes}
     return header, streams
 
 
@@ -111,10 +112,17 @@ def _decode(data: bytes) -> Delta:
     start = len(_MAGIC) + _LENGTH.size
     header = json.loads(data[start:start + length])
     body = memoryview(data)[start + length:]
-    if header["format"] != 1 or hashlib.sha256(body).hexdigest() != header["sha256"]:
+    if header["format"] != _FORMAT or _checksum(header, body) != header.pop("sha256"):
         raise ValueError("unknown format, or damaged")
     changes = [_change(entry, body) for entry in header["changes"]]
     return Delta(_version(header["base"]), _version(header["target"]), changes)
+
+
+def _checksum(header: dict, body: bytes | memoryview) -> str:
+    """SHA-256 of the header (as written, without its checksum) and the streams."""
+    digest = hashlib.sha256(json.dumps({k: v for k, v in header.items() if k != "sha256"}).encode())
+    digest.update(body)
+    return digest.hexdigest()
 
 
 def _change(entry: dict, body: memoryview) -> Change:

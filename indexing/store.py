@@ -712,7 +712,7 @@ def _pinned_connection(path: Path, lock_timeout: float) -> Iterator[duckdb.DuckD
     may have opened that one, unpinned, and the reader starts over."""
     deadline = time.monotonic() + lock_timeout
     while True:
-        pin = _pin(path, deadline)
+        pin = _pin(path, deadline, lock_timeout)
         try:
             connection = _connect(path, max(0.0, deadline - time.monotonic()), _open_read_only)
         except BaseException:
@@ -731,21 +731,27 @@ def _pinned_connection(path: Path, lock_timeout: float) -> Iterator[duckdb.DuckD
             pin.release()
 
 
-def _pin(path: Path, deadline: float) -> ReadPin | None:
+def _pin(path: Path, deadline: float, lock_timeout: float) -> ReadPin | None:
     """Pin the file at `path`, retrying while writers replace it. None without OFD locks (writers then
-    never rewrite a file in place) or if the file cannot be opened (DuckDB will say why)."""
+    never rewrite a file in place), if the file cannot be opened (DuckDB will say why) or its file system
+    cannot lock it (a writer's probe fails there too, so it copies rather than rewrite a file)."""
     if not OFD_LOCKS:
         return None
     while True:
+        locked = False
         try:
             pin = ReadPin.take(path)
         except FileNotFoundError:
             raise StoreError(f"no store at {path}. Index documents first: hippograph index PATH --db {path}") from None
+        except BlockingIOError:  # another program holds the published file for writing
+            pin, locked = None, True
         except OSError:
             return None
         if pin is not None:
             return pin
         if time.monotonic() >= deadline:
+            if locked:
+                raise StoreError(f"{path} stayed locked by another process for {lock_timeout:.0f} s")
             raise StoreError(f"{path} kept being replaced while this reader tried to open it; try again")
         time.sleep(0.01)
 

@@ -11,6 +11,7 @@ Read pins (`ReadPin`, `file_in_use`) tell a writer which versions of a store are
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
@@ -108,14 +109,21 @@ class ReadPin:
     @staticmethod
     def take(path: Path) -> "ReadPin | None":
         """Pin the file now at `path`; None when a writer holds that file (it is no longer the one at the
-        path, try again) or the path now names another file."""
+        path, try again) or the path now names another file. BlockingIOError when the file still at the
+        path is held for writing (by another program: hippograph never writes the published file); OSError
+        when the file cannot be locked at all (a kernel or file system without OFD locks)."""
         descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         pin = ReadPin(descriptor)
         try:
             fcntl.fcntl(descriptor, fcntl.F_OFD_SETLK, _FLOCK.pack(fcntl.F_RDLCK, os.SEEK_SET, 0, 0, 0))
-        except OSError:
+        except OSError as error:
+            published = pin.still_at(path)
             pin.release()
-            return None
+            if error.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            if published:
+                raise BlockingIOError(errno.EAGAIN, f"{path} is locked by another process") from None
+            return None  # held for writing: a writer rewrites the file it replaced
         if not pin.still_at(path):
             pin.release()
             return None

@@ -421,3 +421,63 @@ def test_after_a_write_that_changed_much_of_the_store_the_next_write_copies(tmp_
     assert dump(db) == dump(reference)
     monkeypatch.setattr(store_module, "_REPLAY_AT_MOST", 1.0)
     assert run(db, OPS[2]) == "twin"
+
+
+def test_readers_read_where_the_file_system_refuses_ofd_locks(tmp_path, clock, monkeypatch):
+    """A file system or kernel without OFD locks (an old kernel under a newer libc, WSL 1, some network
+    file systems) answers EINVAL or ENOLCK, not a conflict: readers read unpinned, and writers, whose
+    probe fails the same way, copy rather than rewrite the twin."""
+    import errno
+    import fcntl
+
+    from hippograph import locks
+
+    db = tmp_path / "store.duckdb"
+    written(db, clock, OPS[:3])
+    real = fcntl.fcntl
+
+    def no_ofd(fd, command, *args):
+        if command in (fcntl.F_OFD_SETLK, fcntl.F_OFD_GETLK):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, command, *args)
+
+    monkeypatch.setattr(locks.fcntl, "fcntl", no_ofd)
+    with open_store(db, lock_timeout=0.5) as store:
+        assert store.generation() == 3
+    assert run(db, OPS[3]) == "copy"
+    with open_store(db, lock_timeout=0.5) as store:
+        assert store.generation() == 4
+
+
+def test_a_reader_waiting_on_another_programs_lock_says_so(tmp_path, clock):
+    """Another program holding the published file open for writing is a lock, not a publish: the reader
+    gives up after `lock_timeout` saying that the store stayed locked, as it did before pins."""
+    db = tmp_path / "store.duckdb"
+    written(db, clock, OPS[:1])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('open', flush=True); sys.stdin.readline()",
+         str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(store_module.StoreError, match="stayed locked by another process"):
+            with open_store(db, lock_timeout=0.5):
+                pass
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(timeout=60)
+
+
+def test_a_delta_damaged_in_its_header_reads_as_none(tmp_path):
+    """The header says which documents the replay removes: a damaged one must not be replayed (the row
+    counts after cannot tell one removed document from another of the same size)."""
+    import pyarrow as pa
+
+    path = tmp_path / "d.delta"
+    change = Change(["doc-a"], {"documents": pa.table({"doc_id": ["x"]})}, ("model", 8), {}, exact=True)
+    write_delta(path, Delta(Version((1, 2, 3), 4, {"documents": 1}), Version((5, 6, 7), 5, {"documents": 1}), [change]))
+    data = path.read_bytes()
+    assert data.count(b'"doc-a"') == 1
+    path.write_bytes(data.replace(b'"doc-a"', b'"doc-b"'))
+    assert read_delta(path) is None
