@@ -110,7 +110,27 @@ def test_an_int8_vector_does_not_depend_on_the_texts_embedded_with_it():
 def test_int8_mode_embeds_questions_in_full_precision():
     int8 = Embedder("all-MiniLM-L6-v2", precision="int8")
     expected = int8.model.encode(QUESTIONS, normalize_embeddings=True, convert_to_numpy=True)
-    np.testing.assert_array_equal(int8.encode(QUESTIONS), expected.astype(np.float32))
+    assert ((int8.encode(QUESTIONS) * expected).sum(axis=1) > 1 - 1e-5).all()
+
+
+def test_questions_run_on_onnx_runtime_with_the_models_vectors():
+    plain = Embedder("all-MiniLM-L6-v2", precision="float32")
+    assert plain.query_backend == "onnxruntime"
+    vectors = plain.encode(QUESTIONS + TEXTS)
+    expected = plain.model.encode(QUESTIONS + TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_allclose(vectors, expected, atol=2e-6)
+    np.testing.assert_array_equal(plain.encode(QUESTIONS[2:3]), vectors[2:3])  # alone as among others
+
+
+def test_an_export_that_changes_the_vectors_leaves_questions_to_pytorch(monkeypatch):
+    from hippograph.pipeline import embed_onnx
+
+    real_encode = embed_onnx.OnnxEncoder.encode
+    monkeypatch.setattr(embed_onnx.OnnxEncoder, "encode", lambda self, *a, **k: real_encode(self, *a, **k)[:, ::-1].copy())
+    plain = Embedder("all-MiniLM-L6-v2", precision="float32")
+    assert plain.query_backend == "torch"
+    expected = plain.model.encode(QUESTIONS, normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_array_equal(plain.encode(QUESTIONS), expected)
 
 
 def test_float32_mode_embeds_the_corpus_as_it_embeds_questions():
@@ -120,17 +140,17 @@ def test_float32_mode_embeds_the_corpus_as_it_embeds_questions():
 
 
 def test_the_int8_model_is_exported_once_then_read_from_the_cache(tmp_path, monkeypatch):
-    from hippograph.pipeline import embed_int8
+    from hippograph.pipeline import embed_onnx
 
     model = Embedder("all-MiniLM-L6-v2", precision="float32").model
-    first = embed_int8.Int8Encoder(model, 384, cache_dir=tmp_path)
+    first = embed_onnx.OnnxEncoder(model, 384, "int8", cache_dir=tmp_path)
     (made,) = tmp_path.iterdir()  # one file, no scratch left behind
 
     def no_export(*args):
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(embed_int8, "export_transformer", no_export)
-    again = embed_int8.Int8Encoder(model, 384, cache_dir=tmp_path)
+    monkeypatch.setattr(embed_onnx, "export_transformer", no_export)
+    again = embed_onnx.OnnxEncoder(model, 384, "int8", cache_dir=tmp_path)
     np.testing.assert_array_equal(again.encode(PASSAGES, 4), first.encode(PASSAGES, 4))
     assert list(tmp_path.iterdir()) == [made]
 
@@ -139,8 +159,22 @@ def test_int8_without_onnx_runtime_says_what_to_install(monkeypatch):
     from hippograph.errors import ModelNotFoundError
     from hippograph.pipeline import embed
 
-    monkeypatch.setattr(embed, "_int8_installed", lambda: False)
-    assert Embedder("all-MiniLM-L6-v2", precision="auto").corpus_precision in ("float32", "bfloat16")
+    monkeypatch.setattr(embed, "_onnx_installed", lambda: False)
+    auto = Embedder("all-MiniLM-L6-v2", precision="auto")
+    assert auto.corpus_precision in ("float32", "bfloat16") and auto.query_backend == "torch"
     forced = Embedder("all-MiniLM-L6-v2", precision="int8")
     with pytest.raises(ModelNotFoundError, match="pip install onnxruntime onnx"):
         forced.encode_corpus(PASSAGES)
+
+
+def test_int8_keeps_the_first_layers_output_products_in_float32():
+    """The products whose inputs carry outliers: the attention output and the feed-forward output of the
+    first layer, found by their weights' shapes (square before the first widening, first narrowing)."""
+    from hippograph.pipeline import embed_onnx
+
+    model = Embedder("all-MiniLM-L6-v2", precision="float32").model
+    exported = embed_onnx.cached_onnx_file(model, embed_onnx.default_cache_dir(), "float32")
+    assert embed_onnx._first_output_products(exported) == [
+        "/auto_model/encoder/layer.0/attention/output/dense/MatMul",
+        "/auto_model/encoder/layer.0/output/dense/MatMul",
+    ]

@@ -1,0 +1,101 @@
+"""How close int8 vectors stay to float32 ones, per quantisation recipe: every product int8 (recipe v1)
+against the first layer's attention and feed-forward output products kept float32 (v2, what
+`pipeline/embed_onnx.quantise` does now).
+
+    python benchmarks/bench_int8_fidelity.py STORE.duckdb [--sample 1000] [--out benchmarks/results]
+
+Texts: a seeded sample of the store's phrases and facts (as indexing embeds them) and of its passages.
+Per recipe and kind: cosine of each int8 vector to PyTorch's float32 one (mean, 1st percentile, min) and
+CPU milliseconds per text on one thread (one text per run, as indexing runs them). Writes
+int8_fidelity.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import onnxruntime
+from bench_index import write_results
+from bench_query_latency import cpu
+from onnxruntime.quantization import QuantType, quantize_dynamic
+
+from hippograph.pipeline.embed import Embedder
+from hippograph.pipeline.embed_onnx import OnnxEncoder, export_transformer, quantise
+from hippograph.types import titled
+
+ROOT = Path(__file__).resolve().parent
+
+
+def sample_texts(store: Path, size: int) -> dict[str, list[str]]:
+    con = duckdb.connect(str(store), read_only=True)
+    sample = f"USING SAMPLE {size} ROWS (reservoir, 7)"
+    texts = {
+        "phrases": [r[0] for r in con.execute(f"SELECT phrase FROM phrases {sample}").fetchall()],
+        "facts": [" ".join(r) for r in con.execute(f"SELECT subject, predicate, object FROM facts {sample}").fetchall()],
+        "passages": [titled(*r) for r in con.execute(f"SELECT title, text FROM passages {sample}").fetchall()],
+    }
+    con.close()
+    return texts
+
+
+def measure(encoder: OnnxEncoder, texts: list[str], reference: np.ndarray) -> dict[str, float]:
+    inputs = encoder._unpadded(texts)
+    start = time.process_time()
+    vectors = np.stack([encoder._embed_one(one) for one in inputs])
+    cpu_ms = (time.process_time() - start) * 1000 / len(texts)
+    cosines = (vectors * reference).sum(axis=1)
+    return {"mean": round(float(cosines.mean()), 4), "p1": round(float(np.percentile(cosines, 1)), 4),
+            "min": round(float(cosines.min()), 4), "cpu_ms": round(cpu_ms, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("store", type=Path)
+    parser.add_argument("--sample", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=ROOT / "results")
+    args = parser.parse_args()
+    embedder = Embedder("all-MiniLM-L6-v2", precision="float32")
+    texts = sample_texts(args.store, args.sample)
+    passages = texts["passages"][: args.sample // 4]  # long: a quarter as many keeps the run short
+    texts["passages"] = passages
+    references = {kind: embedder._encode_torch(batch, batch_size=32) for kind, batch in texts.items()}
+    encoder = OnnxEncoder(embedder.model, embedder.dim, "int8", threads=1)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.log_severity_level = 1, 3
+    result = {"command": f"python benchmarks/bench_int8_fidelity.py {args.store.name} --sample {args.sample}",
+              "machine": cpu(), "texts": {k: len(v) for k, v in texts.items()}, "recipes": {}}
+    with tempfile.TemporaryDirectory() as scratch:
+        exported = Path(scratch, "model.onnx")
+        export_transformer(embedder.model, exported)
+        recipes = {"v1: every product int8": Path(scratch, "v1.onnx"), "v2: first layer's output products float32": Path(scratch, "v2.onnx")}
+        quantize_dynamic(str(exported), str(recipes["v1: every product int8"]), weight_type=QuantType.QInt8, per_channel=True)
+        quantise(exported, recipes["v2: first layer's output products float32"])
+        for _ in range(2):  # twice, alternating, so both recipes see the same machine; the second run counts
+            for name, path in recipes.items():
+                encoder.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                result["recipes"][name] = {kind: measure(encoder, batch, references[kind]) for kind, batch in texts.items()}
+    write_results(args.out, "int8_fidelity", result, render(result))
+
+
+def render(r: dict) -> str:
+    lines = [
+        "# int8 against float32 vectors, per quantisation recipe\n",
+        f"Command: `{r['command']}`  ",
+        f"Machine: {r['machine']['cpu']}, CPU features {', '.join(r['machine']['features'])}\n",
+        f"Texts: {', '.join(f'{n} {k}' for k, n in r['texts'].items())}. Cosine of each int8 vector to float32 "
+        "(mean / 1st percentile / min) and CPU ms per text, one text a run on one thread.\n",
+        "| recipe | phrases | facts | passages |", "|---|---|---|---|",
+    ]
+    for name, kinds in r["recipes"].items():
+        cells = [f"{v['mean']} / {v['p1']} / {v['min']}, {v['cpu_ms']} ms" for v in kinds.values()]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

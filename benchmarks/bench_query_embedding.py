@@ -1,0 +1,87 @@
+"""Query latency with questions embedded by ONNX Runtime (float32) against PyTorch, on one store, in one
+process, the two alternating so both see the same machine.
+
+    python benchmarks/bench_query_embedding.py STORE.duckdb [--rounds 2] [--out benchmarks/results]
+
+Per backend and round: dense, hipporag and memorag p50/p95 over the 149 dev questions (memorag over every
+second one), each mode on a fresh `Memory` after a warm-up question, and the split of a hipporag query
+(`bench_index.hipporag_split`). Writes query_embedding_<store>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from bench_index import QUERY_SETS, hipporag_split, percentiles, write_results
+from bench_query_latency import WARM_UP, cpu
+
+from hippograph import Config, Memory
+from hippograph.pipeline.embed import embedder_for
+
+ROOT = Path(__file__).resolve().parent
+MODES = ("dense", "hipporag", "memorag")
+
+
+def latencies(db: Path, config: Config, questions: list[str]) -> dict[str, dict[str, float]]:
+    result = {}
+    for mode in MODES:
+        memory = Memory(db, config)
+        memory.retrieve(WARM_UP, mode=mode)
+        samples = []
+        for question in questions if mode != "memorag" else questions[::2]:
+            start = time.perf_counter()
+            memory.retrieve(question, mode=mode, top_k=5)
+            samples.append((time.perf_counter() - start) * 1000)
+        result[mode] = percentiles(samples)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("store", type=Path)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "results")
+    args = parser.parse_args()
+    config = Config()
+    questions = [json.loads(line)["question"] for path in QUERY_SETS for line in path.read_text().splitlines() if line.strip()]
+    embedder = embedder_for(config)
+    if embedder.query_backend != "onnxruntime":
+        parser.error("questions do not run on ONNX Runtime here (bfloat16 CPU, or ONNX Runtime missing)")
+    onnx = embedder._float32
+    runs = []
+    for round_ in range(args.rounds):
+        for backend in ("onnxruntime", "torch"):
+            embedder._float32 = onnx if backend == "onnxruntime" else None  # None: PyTorch serves `encode`
+            run = {"backend": backend, "round": round_, **latencies(args.store, config, questions)}
+            run["hipporag_split"] = hipporag_split(Memory(args.store, config), questions)
+            print(json.dumps(run), flush=True)
+            runs.append(run)
+    embedder._float32 = onnx
+    result = {"command": f"python benchmarks/bench_query_embedding.py {args.store.name} --rounds {args.rounds}",
+              "store": args.store.name, "machine": cpu(), "questions": len(questions), "runs": runs}
+    write_results(args.out, f"query_embedding_{args.store.stem}", result, render(result))
+
+
+def render(r: dict) -> str:
+    lines = [
+        f"# Questions embedded by ONNX Runtime (float32) or PyTorch: {r['store']}\n",
+        f"Command: `{r['command']}`  ",
+        f"Machine: {r['machine']['cpu']}, CPU features {', '.join(r['machine']['features'])}\n",
+        f"{r['questions']} dev questions one at a time, top 5 (memorag: every second one); p50 / p95 ms; "
+        "the two backends alternate in one process.\n",
+        "| backend | round | dense | hipporag | memorag | hipporag split p50: parse / embed / link / facts / PageRank |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in r["runs"]:
+        split = " / ".join(str(run["hipporag_split"][part]["p50_ms"]) for part in
+                           ("query_phrases", "embed", "phrase_linking", "fact_scoring", "pagerank"))
+        cells = [f"{run[m]['p50_ms']} / {run[m]['p95_ms']}" for m in MODES]
+        lines.append(f"| {run['backend']} | {run['round']} | {' | '.join(cells)} | {split} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
