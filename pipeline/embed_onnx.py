@@ -9,8 +9,8 @@ modules, so any model of that family works. Each text runs on its own (see `Onnx
   AVX-VNNI, AMX). The weights are quantised to int8 per output channel (ONNX Runtime's dynamic
   quantisation: activations are quantised per run, by their range). Vectors come out within a cosine
   of about 0.99 of the float32 ones, so only indexing uses int8.
-- float32: the same vectors as PyTorch's up to rounding (cosine 1 - 1e-6), about twice as fast for the
-  one or few short texts of a query, where PyTorch's per-operator overhead dominates.
+- float32: the same vectors as PyTorch's up to rounding (within 2e-6), for the one or few short texts of
+  a query: about twice as fast as PyTorch there (`benchmarks/bench_query_embedding.py`).
 """
 
 from __future__ import annotations
