@@ -12,8 +12,8 @@ last size, so the index time of a size is the sum of the runs that built it (a r
 grow with the store, so this is close to indexing from scratch, and costs a quarter of it). Per size:
 - whole-index time and passages/s; store size;
 - a 1% incremental run (new generated documents): its publish time (the write step: prepare, write
-  and publish the store's new version) against a plain copy of the store file (copy and fsync). The
-  second of two such runs: the first after the growth run copies (see `measure`);
+  and publish the store's new version) against a plain copy of the store file (copy and fsync): the
+  median of three such runs, after one that settles the store after growth (see `measure`);
 - a fresh query process: RSS after loading bm25, dense and hipporag (and its peak), and the p50/p95 of
   each mode over the 149 questions of the dev sets, asked one at a time after load.
 Writes `scale.json`, `scale.md` and `scale.png` to --out (default benchmarks/results).
@@ -26,6 +26,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,7 @@ DATA = ROOT.parent.parent / "shared" / "data"
 SHARED_CORPORA = [DATA / name / "corpus.jsonl" for name in ("hotpotqa-dev", "musique-dev", "2wiki-corpus")]
 MODES = ("bm25", "dense", "hipporag")
 WRITE_STEP = ("prepare", "write", "publish")  # `IndexReport.seconds` of update_store: the store's new version
+STEADY_RUNS = 3  # 1% runs measured per size, after one that settles the store
 
 
 # ---- the generated corpus ------------------------------------------------------------------------
@@ -181,23 +183,25 @@ def measure(sizes: list[int], db: Path) -> list[dict]:
         indexed, index_seconds = size, index_seconds + run["seconds"]
         print(f"{size} documents: indexed in {index_seconds:.0f} s", file=sys.stderr, flush=True)
         copy = copy_seconds(db)
-        # Two 1% runs of new documents (numbered beyond any size's): the first replays nothing, since the
-        # growth run before it changed over a tenth of the store (so it copies, and leaves a twin); the
-        # second is what a scheduled run of a few new documents costs from then on.
-        settling, incremental = [], None
-        for _ in range(2):
+        # 1% runs of new documents (numbered beyond any size's). The first settles the store after the
+        # growth run: it replays (or, past a tenth of the store, copies) that run's large delta; the three
+        # after it are what a scheduled run of a few new documents costs from then on (their median).
+        methods, write_steps = [], []
+        for _ in range(1 + STEADY_RUNS):
             increment = generated_documents(size // 100, start=1_000_000 + extra)
             extra += len(increment)
             method, incremental = published_by(lambda: index_run(db, increment), db)
-            settling.append(method)
+            methods.append(method)
+            write_steps.append(sum(incremental["stages"].get(s, 0.0) for s in WRITE_STEP))
         queries = query_process(db)
         rows.append({
             "documents": size, "index_seconds": round(index_seconds, 1),
             "index_documents_per_s": round(size / index_seconds, 1),
             "store_mb": round(db.stat().st_size / 1e6, 1), "copy_seconds": round(copy, 2),
             "incremental_documents": len(increment), "incremental_seconds": round(incremental["seconds"], 2),
-            "incremental_publish_seconds": round(sum(incremental["stages"].get(s, 0.0) for s in WRITE_STEP), 2),
-            "incremental_published_by": settling,  # the settling run's way, then the measured run's
+            "incremental_publish_seconds": round(statistics.median(write_steps[1:]), 2),
+            "incremental_write_steps": [round(w, 2) for w in write_steps],  # the settling run's first
+            "incremental_published_by": methods,
             "last_run_stages": run["stages"], **queries,
         })
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
