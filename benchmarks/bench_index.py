@@ -46,6 +46,21 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(samples_ms, 50)), 2), "p95_ms": round(float(np.percentile(samples_ms, 95)), 2)}
 
 
+def dev_questions() -> list[str]:
+    """The 149 questions of both development sets."""
+    return [json.loads(line)["question"] for path in QUERY_SETS for line in path.read_text().splitlines() if line.strip()]
+
+
+def timed_queries(memory: Memory, mode: str, questions: list[str]) -> dict[str, float]:
+    """p50/p95 of `questions` asked one at a time (top 5) by `mode`."""
+    samples = []
+    for question in questions:
+        start = time.perf_counter()
+        memory.retrieve(question, mode=mode, top_k=5)
+        samples.append((time.perf_counter() - start) * 1000)
+    return percentiles(samples)
+
+
 def query_latencies(db: Path, config: Config, questions: list[str]) -> dict[str, dict[str, float]]:
     """p50/p95 per mode, each mode on a fresh `Memory`: a query reuses the vectors and parses of texts
     asked lately, so one mode must not find the questions another embedded."""
@@ -53,12 +68,7 @@ def query_latencies(db: Path, config: Config, questions: list[str]) -> dict[str,
     for mode in ("bm25", "dense", "hipporag"):
         memory = Memory(db, config)
         memory.retrieve(WARM_UP, mode=mode)  # load the snapshot and build the mode's index
-        samples = []
-        for question in questions:
-            start = time.perf_counter()
-            memory.retrieve(question, mode=mode, top_k=5)
-            samples.append((time.perf_counter() - start) * 1000)
-        result[mode] = percentiles(samples)
+        result[mode] = timed_queries(memory, mode, questions)
     return result
 
 
@@ -104,7 +114,7 @@ def main() -> None:
         parser.error(f"{args.db} exists: the benchmark indexes from scratch")
     config = Config().replace(build_graph=not args.no_graph)
     documents = read_documents([args.corpus])
-    questions = [json.loads(line)["question"] for path in QUERY_SETS for line in path.read_text().splitlines() if line.strip()]
+    questions = dev_questions()
     with tempfile.TemporaryDirectory() as scratch:
         db = args.db or Path(scratch) / "bench.duckdb"
         start = time.perf_counter()

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
-from bench_index import QUERY_SETS, hipporag_split, percentiles, write_results
+from bench_index import dev_questions, hipporag_split, timed_queries, write_results
 from bench_query_latency import WARM_UP, cpu
 
 from hippograph import Config, Memory
@@ -30,12 +29,7 @@ def latencies(db: Path, config: Config, questions: list[str]) -> dict[str, dict[
     for mode in MODES:
         memory = Memory(db, config)
         memory.retrieve(WARM_UP, mode=mode)
-        samples = []
-        for question in questions if mode != "memorag" else questions[::2]:
-            start = time.perf_counter()
-            memory.retrieve(question, mode=mode, top_k=5)
-            samples.append((time.perf_counter() - start) * 1000)
-        result[mode] = percentiles(samples)
+        result[mode] = timed_queries(memory, mode, questions if mode != "memorag" else questions[::2])
     return result
 
 
@@ -46,7 +40,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     args = parser.parse_args()
     config = Config()
-    questions = [json.loads(line)["question"] for path in QUERY_SETS for line in path.read_text().splitlines() if line.strip()]
+    questions = dev_questions()
     embedder = embedder_for(config)
     if embedder.query_backend != "onnxruntime":
         parser.error("questions do not run on ONNX Runtime here (bfloat16 CPU, or ONNX Runtime missing)")

@@ -33,9 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_index import percentiles
+from bench_index import dev_questions, timed_queries
 from bench_publish import published_by
-from bench_query_latency import QUERY_SETS, WARM_UP, cpu
+from bench_query_latency import WARM_UP, cpu
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data"
@@ -144,18 +144,13 @@ def query_process(db: Path) -> dict:
 def query_worker(db: Path) -> None:
     from hippograph import Memory
 
-    questions = [json.loads(line)["question"] for path in QUERY_SETS for line in path.read_text().splitlines() if line.strip()]
+    questions = dev_questions()
     memory = Memory(db)
     for mode in MODES:
         memory.retrieve(WARM_UP, mode=mode)
     result = {"passages": memory.stats().passages, "rss_mb": _status_mb("VmRSS")}
     for mode in MODES:
-        samples = []
-        for question in questions:
-            start = time.perf_counter()
-            memory.retrieve(question, mode=mode, top_k=5)
-            samples.append((time.perf_counter() - start) * 1000)
-        result[mode] = percentiles(samples)
+        result[mode] = timed_queries(memory, mode, questions)
     result["peak_rss_mb"] = _status_mb("VmHWM")
     print(json.dumps(result))
 
