@@ -57,7 +57,7 @@ class OnnxEncoder:
         options.log_severity_level = 3  # its warnings about the optimised graph are not the user's business
         options.intra_op_num_threads = 1 if self.parallel_texts else self.threads
         # Its threads would otherwise spin after each run, taking the cores from the query's next step
-        # (PageRank ran 2.5x slower after a question's embedding on two cores).
+        # (on two cores, the PageRank right after a question's embedding slowed down several times).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
