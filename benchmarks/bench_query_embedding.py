@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bench_index import dev_questions, hipporag_split, timed_queries, write_results
+from bench_index import SPLIT_PARTS, dev_questions, hipporag_split, timed_queries, write_results
 from bench_query_latency import WARM_UP, cpu
 
 from hippograph import Config, Memory
@@ -66,12 +66,11 @@ def render(r: dict) -> str:
         f"Machine: {r['machine']['cpu']}, CPU features {', '.join(r['machine']['features'])}\n",
         f"{r['questions']} dev questions one at a time, top 5 (memorag: every second one); p50 / p95 ms; "
         "the two backends alternate in one process.\n",
-        "| backend | round | dense | hipporag | memorag | hipporag split p50: parse / embed / link / facts / PageRank |",
+        f"| backend | round | dense | hipporag | memorag | hipporag split p50: {' / '.join(SPLIT_PARTS)} |",
         "|---|---|---|---|---|---|",
     ]
     for run in r["runs"]:
-        split = " / ".join(str(run["hipporag_split"][part]["p50_ms"]) for part in
-                           ("query_phrases", "embed", "phrase_linking", "fact_scoring", "pagerank"))
+        split = " / ".join(str(run["hipporag_split"][part]["p50_ms"]) for part in SPLIT_PARTS)
         cells = [f"{run[m]['p50_ms']} / {run[m]['p95_ms']}" for m in MODES]
         lines.append(f"| {run['backend']} | {run['round']} | {' | '.join(cells)} | {split} |")
     return "\n".join(lines) + "\n"
