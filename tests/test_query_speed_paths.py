@@ -135,8 +135,7 @@ def test_a_batch_of_questions_gets_what_each_gets_alone(demo_store, demo_questio
         assert batched.draft_answer == alone.draft_answer
 
 
-def test_a_hipporag_query_embeds_each_new_text_once(demo_store, demo_question_records, monkeypatch):
-    """The question is embedded while it is parsed, then the phrases it names that linking needs."""
+def test_a_hipporag_query_embeds_once(demo_store, demo_question_records, monkeypatch):
     memory = Memory(demo_store)
     retriever = memory.retriever("hipporag")
     embedder = embedder_for(memory.config)
@@ -147,11 +146,10 @@ def test_a_hipporag_query_embeds_each_new_text_once(demo_store, demo_question_re
     for question in questions:
         calls.clear()
         memory.retrieve(question, mode="hipporag")
-        phrases = retriever.graph.phrases_to_embed(retriever.question_phrases(question))
-        new_phrases = [t for t in dict.fromkeys(phrases) if t not in embedded and t != question]
-        # A phrase an earlier question named comes from the recent vectors.
-        assert calls == [[question]] + ([new_phrases] if new_phrases else [])
-        embedded.update([question, *new_phrases])
+        wanted = [question, *retriever.graph.phrases_to_embed(retriever.question_phrases(question))]
+        new = [t for t in dict.fromkeys(wanted) if t not in embedded]
+        assert calls == [new]  # a phrase an earlier question named comes from the recent vectors
+        embedded.update(new)
     calls.clear()
     memory.retrieve(questions[0], mode="hipporag")
     assert calls == []

@@ -18,7 +18,6 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -148,12 +147,7 @@ class Retriever:
         from hippograph.pipeline.extract import load_spacy
 
         nlp = load_spacy(self.config.spacy_model)
-
-        def parse_all(todo: list[str]) -> list:
-            # nlp.pipe's batching costs one short text (a question) about a millisecond more than nlp(text).
-            return [nlp(todo[0])] if len(todo) == 1 else list(nlp.pipe(todo))
-
-        return self.snapshot.recent_parses.computed(self.config.spacy_model, texts, parse_all)
+        return self.snapshot.recent_parses.computed(self.config.spacy_model, texts, lambda todo: list(nlp.pipe(todo)))
 
     def rows(self, vectors: dict[str, np.ndarray], texts: Sequence[str]) -> np.ndarray:
         """The vectors of `texts` as the rows of one matrix (no rows for no texts)."""
@@ -201,7 +195,11 @@ class HippoRAGRetriever(Retriever):
             self.graph = HippoRAGGraph(snapshot.graph, snapshot.passages.passage_ids, config, self._fact_filter())
 
     def retrieve_many(self, questions: Sequence[str], top_k: int) -> list[Retrieval]:
-        named, vectors = self.phrases_and_vectors(questions)
+        named = self.question_phrases_many(questions)
+        # One forward pass for the questions and the named phrases linking needs: a second one for the
+        # phrases alone costs nearly as much as the first.
+        to_link = [p for phrases in named for p in self.graph.phrases_to_embed(phrases)] if self.graph else []
+        vectors = self.embed([*questions, *to_link])
         question_vectors = self.rows(vectors, questions)
         dense = self.snapshot.passage_index.scores_many(question_vectors)
         if self.graph is None:
@@ -213,18 +211,6 @@ class HippoRAGRetriever(Retriever):
                                  [SeedFact(*self.graph.facts[i], score=s) for i, s in search.seed_facts])
             for q, search in zip(questions, searches)
         ]
-
-    def phrases_and_vectors(self, questions: Sequence[str]) -> tuple[list[list[str]], dict[str, np.ndarray]]:
-        """The phrases each question names (`question_phrases_many`), and the vectors of the questions
-        and of the named phrases linking needs."""
-        # The questions are embedded while spaCy parses them (both release the GIL: on two cores this
-        # hides most of the shorter one); the phrases linking needs come from the parse, so they follow.
-        with ThreadPoolExecutor(1) as pool:
-            embedding = pool.submit(self.embed, questions)
-            named = self.question_phrases_many(questions)
-            vectors = embedding.result()
-        to_link = [p for phrases in named for p in self.graph.phrases_to_embed(phrases)] if self.graph else []
-        return named, {**vectors, **self.embed(to_link)} if to_link else vectors
 
     def _fact_filter(self):
         """The LLM recognition filter, with `recognition_filter="llm"` (which a Config allows only with an LLM)."""
