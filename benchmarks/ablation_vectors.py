@@ -2,7 +2,7 @@
 store when some groups of phrases or facts go without vectors, simulated at query time.
 
     python benchmarks/ablation_vectors.py --store hotpotqa-dev=STORE.duckdb --store musique-dev=STORE.duckdb
-        [--out benchmarks/results]
+        [--store 2wiki-corpus=STORE.duckdb] [--out benchmarks/results]
 
 A fact's vector only links it to questions, so a fact without one is left out of `HippoRAGGraph.facts`
 (its edge stays in the graph). A phrase's vector links question phrases to it and gives it synonym
@@ -16,7 +16,8 @@ Groups:
 - number phrases: no letter ("1998", "3,000"), which questions never link to (`_names`).
 
 Per store: the groups' shares of its phrases and facts, and hipporag Recall@2/5/10 (100 questions of
-hotpotqa-dev, 49 of musique-dev) with each group's vectors dropped. Writes ablation_vectors.json and .md.
+hotpotqa-dev, 49 of musique-dev) with each group's vectors dropped; a dataset without questions
+(2wiki-corpus) gets the shares only. Writes ablation_vectors.json and .md.
 """
 
 from __future__ import annotations
@@ -86,19 +87,23 @@ def hipporag_recall(snapshot: Snapshot, config: Config, questions) -> dict[str, 
 
 
 def ablate(name: str, store: Path, config: Config) -> dict:
-    questions = load_questions(DATA / name / "questions.jsonl")
+    """The groups' sizes on `store`, and recall without each if the dataset `name` has questions."""
+    questions_file = DATA / name / "questions.jsonl"
+    questions = load_questions(questions_file) if questions_file.exists() else []
     snapshot = Snapshot.read(store, compact=False)
     Memory(store, config).retriever("hipporag")  # refuses a store of another embedding model
     data = snapshot.graph
     rows = []
     for group, (phrases, facts) in groups(data).items():
-        variant = dataclasses.replace(snapshot, graph=without_vectors(data, phrases, facts), retrievers={})
-        rows.append({
+        row = {
             "group": group, "phrases_without": len(phrases), "facts_without": len(facts),
             "phrase_share": round(len(phrases) / max(len(data.phrases), 1), 3),
             "fact_share": round(len(facts) / max(len(data.facts), 1), 3),
-            **hipporag_recall(variant, config, questions),
-        })
+        }
+        if questions:
+            variant = dataclasses.replace(snapshot, graph=without_vectors(data, phrases, facts), retrievers={})
+            row.update(hipporag_recall(variant, config, questions))
+        rows.append(row)
         print(name, rows[-1], flush=True)
     return {"dataset": name, "store": store.name, "phrases": len(data.phrases), "facts": len(data.facts),
             "questions": len(questions), "rows": rows}
@@ -131,8 +136,8 @@ def render(r: dict) -> str:
             "| vectors | phrases without | facts without | R@2 | R@5 | R@10 |", "|---|---|---|---|---|---|",
         ]
         lines += [f"| {row['group']} | {row['phrases_without']} ({row['phrase_share']:.1%}) | "
-                  f"{row['facts_without']} ({row['fact_share']:.1%}) | {row['recall@2']} | {row['recall@5']} | "
-                  f"{row['recall@10']} |" for row in d["rows"]]
+                  f"{row['facts_without']} ({row['fact_share']:.1%}) | {row.get('recall@2', '')} | "
+                  f"{row.get('recall@5', '')} | {row.get('recall@10', '')} |" for row in d["rows"]]
         lines.append("")
     return "\n".join(lines)
 
