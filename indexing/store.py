@@ -174,6 +174,16 @@ class MemoryBankData:
         return MemoryBankData([], [], [], np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32))
 
 
+def _shared_column(column: pa.ChunkedArray, strings: dict[str, str]) -> list:
+    """A column's values; a string column's from `strings`, one object per distinct string (Arrow's
+    dictionary encoding makes a Python string once per distinct value, not once per row)."""
+    if not pa.types.is_string(column.type) or column.null_count:
+        return column.to_pylist()
+    encoded = column.combine_chunks().dictionary_encode()
+    shared = [strings.setdefault(value, value) for value in encoded.dictionary.to_pylist()]
+    return list(map(shared.__getitem__, encoded.indices.to_numpy().tolist()))
+
+
 def _is_lock_conflict(error: duckdb.Error) -> bool:
     return "lock" in str(error).lower()
 
@@ -351,19 +361,25 @@ class Store:
             phrases = self._arrow("SELECT phrase, embedding FROM phrases ORDER BY phrase")
             facts = self._arrow("SELECT subject, predicate, object, embedding FROM facts ORDER BY subject, predicate, object")
             phrase_embeddings, fact_embeddings = matrix_from_column(phrases["embedding"]), matrix_from_column(facts["embedding"])
+        # Each row would otherwise hold its own copy of every string it names (a phrase is named by its
+        # facts, passages and synonyms): one object per distinct string, shared by every row and list.
+        strings: dict[str, str] = {}
         return GraphData(
-            phrases=phrases["phrase"].to_pylist(),
+            phrases=_shared_column(phrases["phrase"], strings),
             phrase_embeddings=phrase_embeddings,
-            facts=fact_keys_from_table(facts),
+            facts=list(zip(*(_shared_column(facts[c], strings) for c in ("subject", "predicate", "object")))),
             fact_embeddings=fact_embeddings,
-            fact_passages=self.con.execute(
-                "SELECT DISTINCT subject, predicate, object, passage_id FROM triples ORDER BY ALL"
-            ).fetchall(),
-            passage_phrases=self.con.execute(
-                "SELECT DISTINCT passage_id, phrase FROM passage_phrases ORDER BY ALL"
-            ).fetchall(),
-            synonyms=self.con.execute("SELECT phrase_a, phrase_b, similarity FROM synonyms ORDER BY ALL").fetchall(),
+            fact_passages=self._fetch_shared(
+                "SELECT DISTINCT subject, predicate, object, passage_id FROM triples ORDER BY ALL", strings),
+            passage_phrases=self._fetch_shared(
+                "SELECT DISTINCT passage_id, phrase FROM passage_phrases ORDER BY ALL", strings),
+            synonyms=self._fetch_shared("SELECT phrase_a, phrase_b, similarity FROM synonyms ORDER BY ALL", strings),
         )
+
+    def _fetch_shared(self, sql: str, strings: dict[str, str]) -> list[tuple]:
+        """The rows of `sql` as tuples whose strings are taken from (and added to) `strings`."""
+        table = self._arrow(sql)
+        return list(zip(*(_shared_column(column, strings) for column in table.columns)))
 
     def _compact_vectors(self, table: str, key: Sequence[str], batch_rows: int = 16384) -> tuple[pa.Table, CompactVectors]:
         """The rows of `table` ordered by `key` (its key columns), and their embeddings as `CompactVectors`

@@ -509,3 +509,22 @@ def test_every_connection_hippograph_opens_has_extensions_off(small_store_copy, 
     memory.delete(["harrow"])
     assert len(settings) > 6
     assert set(settings) == {(False, False)}
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_graph_data_holds_each_distinct_string_once_and_equals_the_tables(demo_store, compact):
+    with open_store(demo_store) as store:
+        data = store.read_graph_data(compact=compact)
+        con = store.con
+        assert data.fact_passages == con.execute("SELECT DISTINCT subject, predicate, object, passage_id FROM triples ORDER BY ALL").fetchall()
+        assert data.passage_phrases == con.execute("SELECT DISTINCT passage_id, phrase FROM passage_phrases ORDER BY ALL").fetchall()
+        assert data.synonyms == con.execute("SELECT phrase_a, phrase_b, similarity FROM synonyms ORDER BY ALL").fetchall()
+        assert data.facts == con.execute("SELECT subject, predicate, object FROM facts ORDER BY ALL").fetchall()
+        assert data.phrases == [p for (p,) in con.execute("SELECT phrase FROM phrases ORDER BY phrase").fetchall()]
+    # One object per distinct string, whichever list or row names it (what keeps a large graph small).
+    phrases = [x for s, _, o in data.facts for x in (s, o)] + [p for _, p in data.passage_phrases]
+    passage_ids = [pid for pid, _ in data.passage_phrases] + [pid for *_, pid in data.fact_passages]
+    objects = {}
+    for text in data.phrases + phrases + [a for a, _, _ in data.synonyms] + passage_ids:
+        assert objects.setdefault(text, text) is text
+    assert data.synonyms and data.fact_passages
