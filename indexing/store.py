@@ -364,7 +364,7 @@ class Store:
         # Each row would otherwise hold its own copy of every string it names (a phrase is named by its
         # facts, passages and synonyms): one object per distinct string, shared by every row and list.
         strings: dict[str, str] = {}
-        return GraphData(
+        data = GraphData(
             phrases=_shared_column(phrases["phrase"], strings),
             phrase_embeddings=phrase_embeddings,
             facts=list(zip(*(_shared_column(facts[c], strings) for c in ("subject", "predicate", "object")))),
@@ -375,6 +375,10 @@ class Store:
                 "SELECT DISTINCT passage_id, phrase FROM passage_phrases ORDER BY ALL", strings),
             synonyms=self._fetch_shared("SELECT phrase_a, phrase_b, similarity FROM synonyms ORDER BY ALL", strings),
         )
+        # Arrow's allocator keeps the freed buffers of the reads for reuse: a query process would hold them
+        # for good (tens of MB on the 2wiki store).
+        pa.default_memory_pool().release_unused()
+        return data
 
     def _fetch_shared(self, sql: str, strings: dict[str, str]) -> list[tuple]:
         """The rows of `sql` as tuples whose strings are taken from (and added to) `strings`."""
