@@ -13,7 +13,8 @@ Groups:
 - local facts: subject and object each occur in one passage only (the fact's own): seeding them reaches
   no other passage except through synonym edges;
 - single-passage phrases: occur in one passage only;
-- number phrases: no letter ("1998", "3,000"), which questions never link to (`_names`).
+- number phrases: no letter ("1998", "3,000"): a question's bare numbers are never linked (`_names`),
+  and digits keep a phrase out of synonym edges (`synonym_candidate`).
 
 Per store: the groups' shares of its phrases and facts, and hipporag Recall@2/5/10 (100 questions of
 hotpotqa-dev, 49 of musique-dev) with each group's vectors dropped; a dataset without questions

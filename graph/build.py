@@ -90,7 +90,7 @@ class PowerIteration:
 
     The default tolerance, an L1 error of 1e-6 over all vertices, leaves every passage's mass within
     1e-6 of exact; on the 2wiki store it ranks the top 10 passages of all 149 dev questions as 1e-8 does,
-    with a quarter fewer products (`benchmarks/bench_pagerank_tolerance.py`).
+    with 13 sparse products instead of 16 (`benchmarks/bench_pagerank_tolerance.py`).
     """
 
     def __init__(self, graph: ig.Graph, tolerance: float = 1e-6, max_steps: int = 1000):

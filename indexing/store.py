@@ -33,7 +33,7 @@ from hippograph.indexing.changes import Change, Delta, FileIdentity, Version, re
 from hippograph.indexing.compact import CompactVectors
 from hippograph.locks import OFD_LOCKS, FileLock, ReadPin, file_in_use, file_lock
 from hippograph.tables import (
-    documents_from_table, documents_table, fact_keys_from_table, fact_keys_table, matrix_from_column, passages_table,
+    documents_from_table, documents_table, fact_keys_table, matrix_from_column, passages_table,
     triples_table, vector_column,
 )
 from hippograph.types import Document, IndexBatch, StoreStats
