@@ -184,6 +184,12 @@ def _shared_column(column: pa.ChunkedArray, strings: dict[str, str]) -> list:
     return list(map(shared.__getitem__, encoded.indices.to_numpy().tolist()))
 
 
+def release_read_buffers() -> None:
+    """Hand Arrow's freed buffers back: its allocator keeps them for reuse, so a query process that has
+    read a snapshot would hold them for good (tens of MB on the 2wiki store)."""
+    pa.default_memory_pool().release_unused()
+
+
 def _is_lock_conflict(error: duckdb.Error) -> bool:
     return "lock" in str(error).lower()
 
@@ -364,7 +370,7 @@ class Store:
         # Each row would otherwise hold its own copy of every string it names (a phrase is named by its
         # facts, passages and synonyms): one object per distinct string, shared by every row and list.
         strings: dict[str, str] = {}
-        data = GraphData(
+        return GraphData(
             phrases=_shared_column(phrases["phrase"], strings),
             phrase_embeddings=phrase_embeddings,
             facts=list(zip(*(_shared_column(facts[c], strings) for c in ("subject", "predicate", "object")))),
@@ -375,10 +381,6 @@ class Store:
                 "SELECT DISTINCT passage_id, phrase FROM passage_phrases ORDER BY ALL", strings),
             synonyms=self._fetch_shared("SELECT phrase_a, phrase_b, similarity FROM synonyms ORDER BY ALL", strings),
         )
-        # Arrow's allocator keeps the freed buffers of the reads for reuse: a query process would hold them
-        # for good (tens of MB on the 2wiki store).
-        pa.default_memory_pool().release_unused()
-        return data
 
     def _fetch_shared(self, sql: str, strings: dict[str, str]) -> list[tuple]:
         """The rows of `sql` as tuples whose strings are taken from (and added to) `strings`."""

@@ -27,7 +27,7 @@ import numpy as np
 
 from hippograph.clues import ClueWriter, offline_clues
 from hippograph.config import Config
-from hippograph.indexing.store import GraphData, MemoryBankData, PassageTable, open_store
+from hippograph.indexing.store import GraphData, MemoryBankData, PassageTable, open_store, release_read_buffers
 from hippograph.pipeline.embed import embedder_for
 from hippograph.types import Retrieval, RetrievedPassage, SeedFact, titled
 
@@ -88,10 +88,12 @@ class Snapshot:
         bytes, cosines within about 1e-5: `hippograph.indexing.compact`) unless `compact` is false; passage
         and memory key vectors, whose every cosine queries consume, stay float32."""
         with open_store(db_path) as store:
-            return Snapshot(
+            snapshot = Snapshot(
                 store.generation(), store.embedding_model(), store.read_passages(), store.read_graph_data(compact),
                 store.read_memory_bank(), file_identity,
             )
+        release_read_buffers()
+        return snapshot
 
     def retriever(self, mode: str, config: Config) -> "Retriever":
         """The retriever of `mode` over this snapshot, built once per configuration (modes build on each other)."""
