@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 from bench_index import write_results
 
-from hippograph import Config, Memory
+from hippograph import Config
 from hippograph.evaluate import load_questions, recall_at
 from hippograph.indexing.compact import CompactVectors
-from hippograph.indexing.store import GraphData
+from hippograph.indexing.store import GraphData, check_embedding_model
 from hippograph.retrievers import HippoRAGRetriever, Snapshot
 
 ROOT = Path(__file__).resolve().parent
@@ -92,7 +92,7 @@ def ablate(name: str, store: Path, config: Config) -> dict:
     questions_file = DATA / name / "questions.jsonl"
     questions = load_questions(questions_file) if questions_file.exists() else []
     snapshot = Snapshot.read(store, compact=False)
-    Memory(store, config).retriever("hipporag")  # refuses a store of another embedding model
+    check_embedding_model(store, snapshot.embedding_model, config.embedding_model)
     data = snapshot.graph
     rows = []
     for group, (phrases, facts) in groups(data).items():

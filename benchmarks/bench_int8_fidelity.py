@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 import onnxruntime
 from bench_index import write_results
-from bench_query_latency import cpu
+from bench_query_latency import cpu, machine_line
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from hippograph.pipeline.embed import Embedder
@@ -86,7 +86,7 @@ def render(r: dict) -> str:
     lines = [
         "# int8 against float32 vectors, per quantisation recipe\n",
         f"Command: `{r['command']}`  ",
-        f"Machine: {r['machine']['cpu']}, CPU features {', '.join(r['machine']['features'])}\n",
+        f"{machine_line(r['machine'])}\n",
         f"Texts: {', '.join(f'{n} {k}' for k, n in r['texts'].items())}. Cosine of each int8 vector to float32 "
         "(mean / 1st percentile / min) and CPU ms per text, one text a run on one thread.\n",
         "| recipe | phrases | facts | passages |", "|---|---|---|---|",

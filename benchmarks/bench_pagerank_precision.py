@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_index import percentiles, write_results
-from bench_query_latency import cpu
+from bench_query_latency import cpu, machine_line
 
 from hippograph import Config, Memory
 from hippograph.graph.build import PowerIteration
@@ -56,7 +56,7 @@ def render(r: dict) -> str:
     lines = [
         f"# One PageRank product, float64 against float32 values: {r['store']}\n",
         f"Command: `{r['command']}`  ",
-        f"Machine: {r['machine']['cpu']}, CPU features {', '.join(r['machine']['features'])}; "
+        f"{machine_line(r['machine'])}; "
         f"{r['torch_threads']} PyTorch threads\n",
         f"{r['vertices']} vertices, {r['edges']} edges, {r['nonzeros']} non-zeros in the transition matrix.\n",
         "| values | p50 ms | p95 ms |", "|---|---|---|",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_index import dev_questions, hipporag_resets, percentiles, write_results
-from bench_query_latency import cpu
+from bench_query_latency import cpu, machine_line
 
 from hippograph import Config, Memory
 from hippograph.graph.build import PowerIteration
@@ -70,7 +70,7 @@ def render(r: dict) -> str:
     lines = [
         f"# PageRank stopping tolerance: {r['store']} ({r['vertices']} vertices, {r['edges']} edges)\n",
         f"Command: `{r['command']}`  ",
-        f"Machine: {r['machine']['cpu']}, CPU features {', '.join(r['machine']['features'])}\n",
+        f"{machine_line(r['machine'])}\n",
         f"The hipporag reset vectors of {r['questions']} dev questions, each solved alone. Same = as at 1e-8.\n",
         "| L1 tolerance | sparse products (median) | p50 ms | p95 ms | same top-5 order | same top-10 set | max L1 to 1e-8 |",
         "|---|---|---|---|---|---|---|",

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from bench_index import SPLIT_PARTS, dev_questions, hipporag_split, timed_queries, write_results
-from bench_query_latency import WARM_UP, cpu
+from bench_query_latency import WARM_UP, cpu, machine_line
 
 from hippograph import Config, Memory
 from hippograph.pipeline.embed import embedder_for
@@ -63,7 +63,7 @@ def render(r: dict) -> str:
     lines = [
         f"# Questions embedded by ONNX Runtime (float32) or PyTorch: {r['store']}\n",
         f"Command: `{r['command']}`  ",
-        f"Machine: {r['machine']['cpu']}, CPU features {', '.join(r['machine']['features'])}\n",
+        f"{machine_line(r['machine'])}\n",
         f"{r['questions']} dev questions one at a time, top 5 (memorag: every second one); p50 / p95 ms; "
         "the two backends alternate in one process.\n",
         f"| backend | round | dense | hipporag | memorag | hipporag split p50: {' / '.join(SPLIT_PARTS)} |",

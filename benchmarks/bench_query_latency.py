@@ -34,6 +34,11 @@ def cpu() -> dict[str, object]:
     return {"cpu": name, "features": features}
 
 
+def machine_line(machine: dict) -> str:
+    """`cpu()`'s result as a results table states it."""
+    return f"Machine: {machine['cpu']}, CPU features {', '.join(machine['features'])}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("store", type=Path)
