@@ -67,8 +67,8 @@ def free_blocks(db: Path) -> dict[str, int]:
 SCALED_COLUMNS = {
     "documents": ["doc_id"], "passages": ["passage_id", "doc_id"], "passage_embeddings": ["passage_id"],
     "triples": ["passage_id", "subject", "object"], "passage_phrases": ["passage_id", "phrase"],
-    "phrases": ["phrase"], "facts": ["subject", "object"], "synonyms": ["phrase_a", "phrase_b"],
-    "memories": ["doc_id"], "memory_keys": ["doc_id"],
+    "passage_entities": ["passage_id"], "phrases": ["phrase"], "facts": ["subject", "object"],
+    "synonyms": ["phrase_a", "phrase_b"], "memories": ["doc_id"], "memory_keys": ["doc_id"],
 }
 
 

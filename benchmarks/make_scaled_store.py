@@ -33,6 +33,7 @@ def copy_rows(con: duckdb.DuckDBPyConnection, i: int, vector: str) -> None:
         f"INSERT INTO passage_embeddings SELECT {s('passage_id', i)}, {vector} FROM passage_embeddings WHERE passage_id NOT LIKE '% ~%'",
         f"INSERT INTO triples SELECT {s('passage_id', i)}, sentence, {s('subject', i)}, predicate, {s('object', i)} FROM triples WHERE passage_id NOT LIKE '% ~%'",
         f"INSERT INTO passage_phrases SELECT {s('passage_id', i)}, {s('phrase', i)} FROM passage_phrases WHERE passage_id NOT LIKE '% ~%'",
+        f"INSERT INTO passage_entities SELECT {s('passage_id', i)}, * EXCLUDE (passage_id) FROM passage_entities WHERE passage_id NOT LIKE '% ~%'",
         f"INSERT INTO phrases SELECT {s('phrase', i)}, {vector} FROM phrases WHERE phrase NOT LIKE '% ~%'",
         f"INSERT INTO facts SELECT {s('subject', i)}, predicate, {s('object', i)}, {vector} FROM facts WHERE subject NOT LIKE '% ~%'",
         f"INSERT INTO synonyms SELECT {s('phrase_a', i)}, {s('phrase_b', i)}, similarity FROM synonyms WHERE phrase_a NOT LIKE '% ~%'",
@@ -58,7 +59,7 @@ def main() -> None:
         copy_rows(con, i, f"list_select(embedding, [{permutation}])::FLOAT[{dim}]")
         print(f"copy {i}: {time.time() - start:.1f} s", flush=True)
     con.execute("CHECKPOINT")
-    for table in ("documents", "passages", "phrases", "facts", "memory_keys", "triples", "passage_phrases", "synonyms"):
+    for table in ("documents", "passages", "phrases", "facts", "memory_keys", "triples", "passage_phrases", "passage_entities", "synonyms"):
         print(table, con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
     con.close()
 

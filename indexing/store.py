@@ -33,12 +33,12 @@ from hippograph.indexing.changes import Change, Delta, FileIdentity, Version, re
 from hippograph.indexing.compact import CompactVectors
 from hippograph.locks import OFD_LOCKS, FileLock, ReadPin, file_in_use, file_lock
 from hippograph.tables import (
-    documents_from_table, documents_table, fact_keys_table, matrix_from_column, passages_table,
+    documents_from_table, documents_table, entities_table, fact_keys_table, matrix_from_column, passages_table,
     triples_table, vector_column,
 )
-from hippograph.types import Document, IndexBatch, StoreStats
+from hippograph.types import Document, EntityMention, IndexBatch, StoreStats
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # DuckDB picks an extension by a path's prefix ("md:name") or a file's type (a SQLite file) and would
 # install it over the network; hippograph opens local DuckDB files only, with extensions left alone.
@@ -62,6 +62,11 @@ _MEMORY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS memories (
     doc_id VARCHAR, gist VARCHAR, facts VARCHAR[], source_bytes BIGINT, kept_bytes BIGINT, indexed_at TIMESTAMP);
 """
+# Named entities of each passage (schema 4), by character offsets, with their sentence: for draft answers.
+_ENTITY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS passage_entities (
+    passage_id VARCHAR, start_char INTEGER, end_char INTEGER, label VARCHAR, sentence_start INTEGER, sentence_end INTEGER);
+"""
 
 # Tables with a FLOAT[dim] column are created once the embedding dimension is known.
 _EMBEDDING_SCHEMA = """
@@ -79,13 +84,14 @@ ALTER TABLE documents RENAME COLUMN content_hash TO index_key;
 ALTER TABLE IF EXISTS passage_embeddings DROP COLUMN IF EXISTS model;
 """,
     3: _MEMORY_SCHEMA,  # and `memory_keys`, made with the other embedding tables (see `_create_schema`)
+    4: _ENTITY_SCHEMA,  # passages indexed before have none: draft answers parse them at query time
 }
 
 # A write's rows, in the order they are inserted; phrases and facts are keyed (a row whose key the table
 # holds already is skipped).
 _INSERT_ORDER = (
-    "documents", "passages", "passage_embeddings", "triples", "passage_phrases", "phrases", "facts", "synonyms",
-    "memories", "memory_keys",
+    "documents", "passages", "passage_embeddings", "triples", "passage_phrases", "passage_entities", "phrases",
+    "facts", "synonyms", "memories", "memory_keys",
 )
 _KEYS = {"phrases": "phrase", "facts": "subject, predicate, object"}
 
@@ -97,6 +103,7 @@ _DELETE_GONE = """
 DELETE FROM passage_embeddings WHERE passage_id IN (SELECT passage_id FROM gone);
 DELETE FROM triples WHERE passage_id IN (SELECT passage_id FROM gone);
 DELETE FROM passage_phrases WHERE passage_id IN (SELECT passage_id FROM gone);
+DELETE FROM passage_entities WHERE passage_id IN (SELECT passage_id FROM gone);
 DELETE FROM passages WHERE doc_id IN (SELECT doc_id FROM gone_docs);
 DELETE FROM memory_keys WHERE doc_id IN (SELECT doc_id FROM gone_docs);
 DELETE FROM memories WHERE doc_id IN (SELECT doc_id FROM gone_docs);
@@ -172,6 +179,32 @@ class MemoryBankData:
     @staticmethod
     def empty() -> "MemoryBankData":
         return MemoryBankData([], [], [], np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32))
+
+
+@dataclass(frozen=True)
+class EntityTable:
+    """The stored entity mentions, as numpy columns grouped by passage (a few bytes a mention)."""
+
+    spans: dict[str, tuple[int, int]]  # passage id -> (first row, end row) of its mentions
+    columns: dict[str, np.ndarray]  # start_char, end_char, sentence_start, sentence_end; label: codes
+    labels: list[str]  # label code -> spaCy label
+
+    @staticmethod
+    def empty() -> "EntityTable":
+        return EntityTable({}, {}, [])
+
+    def of(self, passage_id: str) -> list[EntityMention] | None:
+        """The mentions of a passage, or None if the store has none for it (indexed by an LLM extractor,
+        or before schema 4, or naming no entity)."""
+        if passage_id not in self.spans:
+            return None
+        first, end = self.spans[passage_id]
+        c = self.columns
+        return [
+            EntityMention(int(c["start_char"][i]), int(c["end_char"][i]), self.labels[c["label"][i]],
+                          int(c["sentence_start"][i]), int(c["sentence_end"][i]))
+            for i in range(first, end)
+        ]
 
 
 def _shared_column(column: pa.ChunkedArray, strings: dict[str, str]) -> list:
@@ -275,7 +308,7 @@ class Store:
     def _create_schema(self) -> None:
         """Create the tables of a new store, or bring an older store's up to this version."""
         if self._meta("schema_version") is None:
-            self._ddl(_BASE_SCHEMA + _MEMORY_SCHEMA)
+            self._ddl(_BASE_SCHEMA + _MEMORY_SCHEMA + _ENTITY_SCHEMA)
             self._set_meta("schema_version", str(SCHEMA_VERSION))
             self._set_meta("generation", "0")
             return
@@ -336,6 +369,22 @@ class Store:
             texts=table["text"].to_pylist(),
             embeddings=matrix_from_column(table["embedding"]),
         )
+
+    def read_entities(self) -> EntityTable:
+        if not self._has_table("passage_entities"):
+            return EntityTable.empty()
+        table = self._arrow("SELECT * FROM passage_entities ORDER BY passage_id, start_char")
+        passages = table["passage_id"].combine_chunks().dictionary_encode()  # sorted: one run per passage
+        codes = passages.indices.to_numpy()
+        firsts = np.flatnonzero(np.diff(codes, prepend=-1))
+        ends = np.append(firsts[1:], len(codes))
+        ids = passages.dictionary.to_pylist()
+        labels = table["label"].combine_chunks().dictionary_encode()
+        columns = {name: table[name].to_numpy().astype(np.int32)
+                   for name in ("start_char", "end_char", "sentence_start", "sentence_end")}
+        columns["label"] = labels.indices.to_numpy().astype(np.int16)
+        spans = {ids[codes[f]]: (int(f), int(e)) for f, e in zip(firsts, ends)}
+        return EntityTable(spans, columns, labels.dictionary.to_pylist())
 
     def phrases(self) -> list[str]:
         if not self._has_table("phrases"):
@@ -657,6 +706,7 @@ def _batch_rows(batch: IndexBatch, now: datetime) -> dict[str, pa.Table]:
             "passage_id": pa.array([p for p, _ in batch.passage_phrases], pa.string()),
             "phrase": pa.array([ph for _, ph in batch.passage_phrases], pa.string()),
         }),
+        "passage_entities": entities_table(batch.passage_entities),
         "synonyms": pa.table({
             "phrase_a": pa.array([a for a, _, _ in batch.synonyms], pa.string()),
             "phrase_b": pa.array([b for _, b, _ in batch.synonyms], pa.string()),

@@ -93,6 +93,7 @@ def merge(output: StageOutput, state: StoreState, config: Config) -> IndexBatch:
     batch.memories, batch.memory_key_vectors = output.memories.records, output.memories.key_vectors
     for passage_facts in output.facts:
         batch.passage_phrases.extend((passage_facts.passage_id, phrase) for phrase in passage_facts.phrases)
+        batch.passage_entities.extend((passage_facts.passage_id, mention) for mention in passage_facts.entities)
         batch.triples.extend(passage_facts.triples)
     new_phrases, new_facts = new_graph_keys(output.facts, state.known)
     vectors = _vectors_for(new_phrases, new_facts, output.graph_vectors, config)

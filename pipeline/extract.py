@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from hippograph.errors import ModelNotFoundError
 from hippograph.registry import Extractor
-from hippograph.types import Passage, PassageFacts, Triple
+from hippograph.types import EntityMention, Passage, PassageFacts, Triple
 
 if TYPE_CHECKING:
     from hippograph.config import Config
@@ -146,7 +146,17 @@ def _passage_facts(passage: Passage, doc: Doc) -> PassageFacts:
     phrases.update(dict.fromkeys(extractor.entity_phrases()))
     for triple in triples:
         phrases.update(dict.fromkeys((triple.subject, triple.object)))
-    return PassageFacts(passage_id=passage.passage_id, triples=triples, phrases=list(phrases))
+    return PassageFacts(passage.passage_id, triples, list(phrases), entities=entity_mentions(doc))
+
+
+def entity_mentions(doc: Doc) -> list[EntityMention]:
+    """Every named entity of `doc` with the sentence holding it (the whole text if nothing marks sentences)."""
+    sentences = doc.has_annotation("SENT_START") or doc.has_annotation("DEP")
+    mentions = []
+    for ent in doc.ents:
+        sentence = ent.sent if sentences else doc[:]
+        mentions.append(EntityMention(ent.start_char, ent.end_char, ent.label_, sentence.start_char, sentence.end_char))
+    return mentions
 
 
 class _Extractor:

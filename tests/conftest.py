@@ -33,8 +33,8 @@ SMALL_DOCS = [
 
 # Every table of a store with an embedding; what each row is derived from.
 DERIVED_TABLES = (
-    "passages", "passage_embeddings", "triples", "passage_phrases", "facts", "phrases", "synonyms", "memories",
-    "memory_keys",
+    "passages", "passage_embeddings", "triples", "passage_phrases", "passage_entities", "facts", "phrases", "synonyms",
+    "memories", "memory_keys",
 )
 ALL_TABLES = ("documents",) + DERIVED_TABLES
 

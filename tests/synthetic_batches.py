@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from hippograph.types import Document, IndexBatch, MemoryRecord, Passage, Triple
+from hippograph.types import Document, EntityMention, IndexBatch, MemoryRecord, Passage, Triple
 
 DIM = 8
 ENTITIES = [
@@ -35,7 +35,7 @@ def vectors(texts: Sequence[str]) -> np.ndarray:
 def make_batch(doc_ids: Sequence[str], version: int = 0, removed: Sequence[str] = ()) -> IndexBatch:
     """The documents `doc_ids` in their `version` (another version has other passages and facts), with
     everything derived from them, and `removed` documents to delete."""
-    documents, passages, triples, links, memories = [], [], [], [], []
+    documents, passages, triples, links, memories, entities = [], [], [], [], [], []
     for doc_id in doc_ids:
         rng = random.Random(f"{doc_id}/{version}")
         facts = [(rng.choice(ENTITIES), rng.choice(PREDICATES), rng.choice(ENTITIES)) for _ in range(rng.randint(1, 4))]
@@ -47,6 +47,8 @@ def make_batch(doc_ids: Sequence[str], version: int = 0, removed: Sequence[str] 
             passage_id = f"{doc_id}#{position}"
             passages.append(Passage(passage_id, doc_id, position, f"Title of {doc_id}", ". ".join(" ".join(f) for f in chunk)))
             triples += [Triple(passage_id, i, s, p, o) for i, (s, p, o) in enumerate(chunk)]
+            first = chunk[0][0]  # the first fact's subject, a named entity in its one-sentence passage
+            entities.append((passage_id, EntityMention(0, len(first), "PERSON", 0, len(" ".join(chunk[0])))))
             links += sorted({(passage_id, phrase.lower()) for s, _, o in chunk for phrase in (s, o)})
         keys = [text[:30], *(" ".join(f) for f in facts[:2])]
         memories.append(MemoryRecord(doc_id, text[:30], [" ".join(f) for f in facts[:2]], keys, len(text)))
@@ -56,7 +58,7 @@ def make_batch(doc_ids: Sequence[str], version: int = 0, removed: Sequence[str] 
     return IndexBatch(
         "synthetic-model", "settings", documents, passages, vectors([p.text for p in passages]), triples, links,
         phrases, vectors(phrases), fact_keys, vectors([" ".join(f) for f in fact_keys]), synonyms, memories,
-        vectors([k for m in memories for k in m.keys]), list(removed),
+        vectors([k for m in memories for k in m.keys]), list(removed), entities,
     )
 
 
@@ -82,6 +84,7 @@ BROKEN = {
     "synonym of no phrase": "SELECT * FROM synonyms WHERE phrase_a NOT IN (SELECT phrase FROM phrases) "
                             "OR phrase_b NOT IN (SELECT phrase FROM phrases)",
     "passage of no document": "SELECT * FROM passages WHERE doc_id NOT IN (SELECT doc_id FROM documents)",
+    "entity of no passage": "SELECT * FROM passage_entities WHERE passage_id NOT IN (SELECT passage_id FROM passages)",
 }
 
 

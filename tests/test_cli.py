@@ -242,7 +242,7 @@ def test_stats_json(cli, demo_store):
     result = stats(cli, demo_store)
     assert set(result) == STATS_KEYS
     assert result["path"] == str(demo_store)
-    assert (result["schema_version"], result["generation"]) == (3, 1)
+    assert (result["schema_version"], result["generation"]) == (4, 1)
     assert (result["embedding_model"], result["embedding_dim"]) == ("all-MiniLM-L6-v2", 384)
     assert result["documents"] == result["passages"] == 42
     assert all(result[k] > 0 for k in ("triples", "phrases", "facts", "synonyms"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import duckdb
 import pytest
 
 from hippograph import Config, Document, Memory, Passage, PassageFacts, Retrieval, RetrievedPassage, SeedFact, Triple
@@ -14,6 +15,7 @@ from hippograph.clues import MemoryGist, assemble_clues, described_span, offline
 from hippograph.draft import draft_answer, expected_labels
 from hippograph.pipeline.compress import compress_document
 from hippograph.pipeline.extract import load_spacy
+from hippograph.retrievers import Snapshot
 from hippograph.types import Clue, DraftAnswer
 
 # A toy corpus where the question's second hop is found only through its bridge entity: the question
@@ -229,6 +231,39 @@ def test_a_draft_without_an_expected_type_completes_the_best_matching_fact():
     draft = draft_answer(question, Retrieval(question, "hipporag", EVIDENCE, facts))
     assert (draft.text, draft.doc_id) == ("Dunmere", "ada")
     assert draft_answer(question, Retrieval(question, "hipporag", [])) == DraftAnswer("")
+
+
+def test_drafts_read_the_entities_the_index_found_instead_of_parsing_the_evidence(demo_store, demo_question_records):
+    snapshot = Snapshot.read(demo_store)
+    nlp = load_spacy("en_core_web_sm")
+    for passage_id, text in zip(snapshot.passages.passage_ids, snapshot.passages.texts):
+        stored = [(text[m.start_char : m.end_char], m.label, text[m.sentence_start : m.sentence_end])
+                  for m in snapshot.entities.of(passage_id) or []]
+        assert stored == [(e.text, e.label_, e.sent.text) for e in nlp(text).ents], passage_id
+    parsed = []
+
+    def parse(texts):
+        parsed.extend(texts)
+        return {text: nlp(text) for text in texts}
+
+    hipporag = snapshot.retriever("hipporag", Config())
+    for record in demo_question_records:
+        evidence = hipporag.retrieve_many([record["question"]], 5)[0]
+        drafted = draft_answer(record["question"], evidence, parse=parse, stored=snapshot.entities.of)
+        assert drafted == draft_answer(record["question"], evidence)
+    with_entities = {t for p, t in zip(snapshot.passages.passage_ids, snapshot.passages.texts) if snapshot.entities.of(p)}
+    assert not with_entities & set(parsed), "a passage with stored entities was parsed again"
+
+
+def test_a_store_without_entities_drafts_by_parsing_the_evidence(tmp_path, toy_store, store_tools):
+    """Passages indexed by an LLM extractor, or before schema 4, have no stored entities."""
+    bare = store_tools.copy(toy_store, tmp_path / "bare.duckdb")
+    with duckdb.connect(str(bare)) as con:
+        con.execute("DELETE FROM passage_entities")
+    assert Snapshot.read(bare).entities.spans == {}
+    [with_entities] = Memory(toy_store).retrieve_many([TOY_QUESTION], "memorag", 5)
+    [without] = Memory(bare).retrieve_many([TOY_QUESTION], "memorag", 5)
+    assert without.draft_answer == with_entities.draft_answer and without.draft_answer.text == "Tarrowmere"
 
 
 # ---- the command line -----------------------------------------------------------------------------------

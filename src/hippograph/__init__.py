@@ -11,13 +11,13 @@ from hippograph.errors import HippographError, InputError, ModelNotFoundError, S
 from hippograph.memory import Memory
 from hippograph.registry import register_extractor, register_retriever
 from hippograph.types import (
-    Answer, Clue, Document, DraftAnswer, GraphExport, ImportReport, IndexReport, LLMUsage, MemoryRecord, Passage,
-    PassageFacts, Retrieval, RetrievedPassage, SeedFact, StoreStats, Triple,
+    Answer, Clue, Document, DraftAnswer, EntityMention, GraphExport, ImportReport, IndexReport, LLMUsage, MemoryRecord,
+    Passage, PassageFacts, Retrieval, RetrievedPassage, SeedFact, StoreStats, Triple,
 )
 
 __all__ = [
-    "Answer", "Clue", "Config", "Document", "DraftAnswer", "GraphExport", "HippographError", "ImportReport",
-    "IndexReport", "InputError", "LLMUsage", "Memory", "MemoryRecord", "ModelNotFoundError", "Passage", "PassageFacts",
+    "Answer", "Clue", "Config", "Document", "DraftAnswer", "EntityMention", "GraphExport", "HippographError",
+    "ImportReport", "IndexReport", "InputError", "LLMUsage", "Memory", "MemoryRecord", "ModelNotFoundError", "Passage", "PassageFacts",
     "Retrieval", "RetrievedPassage", "SeedFact", "StoreError", "StoreStats", "Triple", "load_config",
     "register_extractor", "register_retriever",
 ]

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from hippograph.types import DraftAnswer, Retrieval
+from hippograph.types import DraftAnswer, EntityMention, Retrieval
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc
@@ -69,45 +69,63 @@ def expected_labels(question: str) -> frozenset[str] | None:
 def draft_answer(
     question: str, retrieval: Retrieval, spacy_model: str = "en_core_web_sm",
     parse: Callable[[Sequence[str]], Mapping[str, Doc]] | None = None,
+    stored: Callable[[str], Sequence[EntityMention] | None] | None = None,
 ) -> DraftAnswer:
     """The draft answer to `question` from `retrieval`'s top passages, and the passage it came from.
-    `parse` (texts -> text: spaCy doc) may hold docs parsed before; by default `spacy_model` parses them."""
+    `stored` (passage id -> its entity mentions, or None) gives the entities the index found; passages
+    it lacks are parsed: by `parse` (texts -> text: spaCy doc), which may hold docs parsed before, or
+    else by `spacy_model`."""
     passages = retrieval.passages[:_DEPTH]
     if not passages:
         return DraftAnswer("")
     labels = expected_labels(question)
     if labels is not None:
-        if parse is None:
-            parse = _parser(spacy_model)
-        typed = _typed_answer(question, passages, labels, parse)
+        mentions = _mentions(passages, parse or _parser(spacy_model), stored)
+        typed = _typed_answer(question, passages, labels, mentions)
         if typed is not None:
             return typed
     return _fact_completion(question, retrieval)
 
 
 def _parser(spacy_model: str) -> Callable[[Sequence[str]], dict[str, Doc]]:
-    from hippograph.pipeline.extract import load_spacy
+    """Parses texts with `spacy_model`, loaded on the first call (stored entities may leave none to parse)."""
 
-    nlp = load_spacy(spacy_model)
-    return lambda texts: dict(zip(texts, nlp.pipe(texts)))
+    def parse(texts: Sequence[str]) -> dict[str, Doc]:
+        from hippograph.pipeline.extract import load_spacy
+
+        return dict(zip(texts, load_spacy(spacy_model).pipe(texts)))
+
+    return parse
 
 
-def _typed_answer(question: str, passages: Sequence, labels: frozenset[str], parse) -> DraftAnswer | None:
+def _mentions(passages: Sequence, parse, stored) -> list[list[tuple[str, str, str]]]:
+    """(entity, label, sentence) for each entity of each passage: as stored, else from a parse."""
+    known = [stored(p.passage_id) if stored else None for p in passages]
+    unknown = [p.text for p, mentions in zip(passages, known) if mentions is None]
+    docs = parse(unknown) if unknown else {}
+    return [
+        [(e.text, e.label_, e.sent.text) for e in docs[p.text].ents] if mentions is None else
+        [(p.text[m.start_char : m.end_char], m.label, p.text[m.sentence_start : m.sentence_end]) for m in mentions]
+        for p, mentions in zip(passages, known)
+    ]
+
+
+def _typed_answer(
+    question: str, passages: Sequence, labels: frozenset[str], mentions: list[list[tuple[str, str, str]]]
+) -> DraftAnswer | None:
     words = question.split()
     names = _stems(" ".join(w for w in words[1:] if w[:1].isupper()))  # capitalised after the first word
     relation = _stems(question) - _stems(" ".join(_QUESTION_WORDS)) - names
     named = question.lower()
     best, best_score = None, None
-    parsed = parse([p.text for p in passages])
-    for rank, passage in enumerate(passages):
-        doc = parsed[passage.text]
-        for entity in doc.ents:
-            if entity.label_ not in labels or entity.text.lower() in named:
+    for rank, (passage, entities) in enumerate(zip(passages, mentions)):
+        for text, label, sentence_text in entities:
+            if label not in labels or text.lower() in named:
                 continue
-            sentence = _stems(entity.sent.text)
+            sentence = _stems(sentence_text)
             score = (len(relation & sentence), len(names & sentence), -rank)
             if best_score is None or score > best_score:
-                best, best_score = DraftAnswer(entity.text, passage.doc_id, passage.passage_id), score
+                best, best_score = DraftAnswer(text, passage.doc_id, passage.passage_id), score
     return best
 
 

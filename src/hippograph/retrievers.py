@@ -27,7 +27,9 @@ import numpy as np
 
 from hippograph.clues import ClueWriter, offline_clues
 from hippograph.config import Config
-from hippograph.indexing.store import GraphData, MemoryBankData, PassageTable, open_store, release_read_buffers
+from hippograph.indexing.store import (
+    EntityTable, GraphData, MemoryBankData, PassageTable, open_store, release_read_buffers,
+)
 from hippograph.pipeline.embed import embedder_for
 from hippograph.types import Retrieval, RetrievedPassage, SeedFact, titled
 
@@ -77,6 +79,7 @@ class Snapshot:
     passages: PassageTable
     graph: GraphData
     memory: MemoryBankData = field(default_factory=MemoryBankData.empty)
+    entities: EntityTable = field(default_factory=EntityTable.empty)
     file_identity: tuple[int, int, int] | None = None  # of the file read, to notice a newer one
     retrievers: dict = field(default_factory=dict, repr=False)  # (mode, Config) -> Retriever, built on first use
     recent_vectors: Recent = field(default_factory=lambda: Recent(8192), repr=False)  # of questions, clues, predicates
@@ -90,7 +93,7 @@ class Snapshot:
         with open_store(db_path) as store:
             snapshot = Snapshot(
                 store.generation(), store.embedding_model(), store.read_passages(), store.read_graph_data(compact),
-                store.read_memory_bank(), file_identity,
+                store.read_memory_bank(), store.read_entities(), file_identity,
             )
         release_read_buffers()
         return snapshot
@@ -373,7 +376,7 @@ class MemoRAGRetriever(Retriever):
         """The draft answer of the evidence so far, and its clue's weight: its passage's pooled score."""
         from hippograph.draft import draft_answer
 
-        draft = draft_answer(question, pooled, self.config.spacy_model, self.parse)
+        draft = draft_answer(question, pooled, self.config.spacy_model, self.parse, self.snapshot.entities.of)
         source = next((p.score for p in pooled.passages if p.passage_id == draft.passage_id), 0.0)
         return draft, min(source, 1.0)
 

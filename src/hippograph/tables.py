@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 
 import numpy as np
 import pyarrow as pa
 
-from hippograph.types import Document, LLMUsage, MemoryRecord, Passage, PassageFacts, Triple
+from hippograph.types import Document, EntityMention, LLMUsage, MemoryRecord, Passage, PassageFacts, Triple
 
 
 def vector_column(matrix: np.ndarray) -> pa.FixedSizeListArray:
@@ -64,6 +65,8 @@ def triples_table(triples: Sequence[Triple]) -> pa.Table:
 
 
 _TRIPLE = pa.struct([("sentence", pa.int32()), ("subject", pa.string()), ("predicate", pa.string()), ("object", pa.string())])
+_ENTITY = pa.struct([("start_char", pa.int32()), ("end_char", pa.int32()), ("label", pa.string()),
+                     ("sentence_start", pa.int32()), ("sentence_end", pa.int32())])
 _USAGE = pa.struct([(name, pa.int64()) for name in LLMUsage().to_dict()])
 
 
@@ -78,15 +81,25 @@ def passage_facts_table(facts: Sequence[PassageFacts]) -> pa.Table:
             pa.list_(_TRIPLE),
         ),
         "usage": pa.array([f.usage.to_dict() for f in facts], _USAGE),
+        "entities": pa.array([[asdict(e) for e in f.entities] for f in facts], pa.list_(_ENTITY)),
     })
 
 
 def passage_facts_from_table(table: pa.Table) -> list[PassageFacts]:
+    # shard files of earlier versions have no usage, nor entities
     return [
         PassageFacts(row["passage_id"], [Triple(row["passage_id"], **t) for t in row["triples"]], row["phrases"],
-                     LLMUsage(**(row.get("usage") or {})))  # shard files of earlier versions have no usage
+                     LLMUsage(**(row.get("usage") or {})), [EntityMention(**e) for e in row.get("entities") or []])
         for row in table.to_pylist()
     ]
+
+
+def entities_table(mentions: Sequence[tuple[str, EntityMention]]) -> pa.Table:
+    """(passage_id, mention) pairs as the store keeps them: one row per mention."""
+    columns = {"passage_id": pa.array([p for p, _ in mentions], pa.string())}
+    for field in _ENTITY:
+        columns[field.name] = pa.array([getattr(m, field.name) for _, m in mentions], field.type)
+    return pa.table(columns)
 
 
 def fact_keys_table(facts: Sequence[tuple[str, str, str]]) -> pa.Table:

@@ -99,6 +99,19 @@ class PassageFacts:
     triples: list[Triple]
     phrases: list[str]
     usage: LLMUsage = LLMUsage()
+    entities: list[EntityMention] = field(default_factory=list)  # named entities, by a spaCy extractor
+
+
+@dataclass(frozen=True)
+class EntityMention:
+    """A named entity in a passage's text, by character offsets, with the sentence that holds it: what
+    draft answers read, found once at index time instead of by parsing the evidence at every query."""
+
+    start_char: int
+    end_char: int
+    label: str  # spaCy's: PERSON, GPE, DATE...
+    sentence_start: int
+    sentence_end: int
 
 
 @dataclass(frozen=True)
@@ -241,6 +254,7 @@ class IndexBatch:
     memories: list[MemoryRecord] = field(default_factory=list)
     memory_key_vectors: Any = None  # rows follow the memories' keys, in order
     removed_doc_ids: list[str] = field(default_factory=list)
+    passage_entities: list[tuple[str, EntityMention]] = field(default_factory=list)  # (passage_id, mention)
 
 
 @dataclass

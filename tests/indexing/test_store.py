@@ -402,7 +402,7 @@ def test_a_version_1_store_is_migrated_by_its_next_write_and_reindexes_once(tmp_
     # Index keys are derived anew in schema 2, so each document is indexed once more, then never again.
     assert memory.index(docs).indexed == 3
     assert memory.index(docs).unchanged == 3
-    assert memory.stats().schema_version == SCHEMA_VERSION == 3
+    assert memory.stats().schema_version == SCHEMA_VERSION == 4
     assert memory.stats().memories == 3, "the re-index compressed each document into the memory bank"
     columns = {(t, c) for t, c in store_tools.sql(db, "SELECT table_name, column_name FROM information_schema.columns")}
     assert ("documents", "index_key") in columns and ("documents", "content_hash") not in columns
