@@ -44,8 +44,10 @@ class HippoRAGGraph:
         self.fact_cosine = CosineIndex(data.fact_embeddings)
         self.phrase_cosine = CosineIndex(data.phrase_embeddings)
         index = self.graph.phrase_index
-        self.fact_phrases = [(index.get(s), index.get(o)) for s, _, o in data.facts]
-        self._power: PowerIteration | None = None  # built on the first query
+        # (subject, object) phrase vertex of each fact, -1 for none; an array, not a million tuples
+        ends = (index.get(phrase, -1) for s, _, o in data.facts for phrase in (s, o))
+        self.fact_phrases = np.fromiter(ends, np.int32, 2 * len(data.facts)).reshape(-1, 2)
+        self._power = PowerIteration(self.graph.graph) if config.pagerank_solver == "power" else None
 
     def search_many(
         self, query_vectors: np.ndarray, dense_scores: np.ndarray,
@@ -79,8 +81,6 @@ class HippoRAGGraph:
         if self.config.pagerank_solver == "prpack":
             columns = [personalized_pagerank(self.graph.graph, r, self.config.damping) for r in resets.T]
             return np.stack(columns, axis=1)
-        if self._power is None:
-            self._power = PowerIteration(self.graph.graph)
         return self._power(resets, self.config.damping)
 
     def link_facts(self, query_vector: np.ndarray) -> list[tuple[int, float]]:
@@ -110,7 +110,7 @@ class HippoRAGGraph:
             mode = "entity"
         if mode in ("entity", "entity_only"):
             named = {phrase for phrase, _ in linked_phrases}
-            about_named = [(f, s) for f, s in facts if named.intersection(self.fact_phrases[f])]
+            about_named = [(f, s) for f, s in facts if named.intersection(self.fact_phrases[f].tolist())]
             if about_named or mode == "entity_only":
                 return about_named
         best = max(score for _, score in facts)
@@ -122,8 +122,8 @@ class HippoRAGGraph:
         mentions = np.zeros(self.graph.passage_offset)
         counts = self.graph.phrase_passage_counts
         for fact, score in seeds:
-            for phrase in self.fact_phrases[fact]:
-                if phrase is not None:
+            for phrase in self.fact_phrases[fact].tolist():
+                if phrase >= 0:
                     total[phrase] += score / max(counts[phrase], 1.0)
                     mentions[phrase] += 1
         return np.divide(total, mentions, out=np.zeros_like(total), where=mentions > 0)

@@ -217,12 +217,6 @@ def _shared_column(column: pa.ChunkedArray, strings: dict[str, str]) -> list:
     return list(map(shared.__getitem__, encoded.indices.to_numpy().tolist()))
 
 
-def release_read_buffers() -> None:
-    """Hand Arrow's freed buffers back: its allocator keeps them for reuse, so a query process that has
-    read a snapshot would hold them for good (tens of MB on the 2wiki store)."""
-    pa.default_memory_pool().release_unused()
-
-
 def _is_lock_conflict(error: duckdb.Error) -> bool:
     return "lock" in str(error).lower()
 

@@ -27,9 +27,8 @@ import numpy as np
 
 from hippograph.clues import ClueWriter, offline_clues
 from hippograph.config import Config
-from hippograph.indexing.store import (
-    EntityTable, GraphData, MemoryBankData, PassageTable, open_store, release_read_buffers,
-)
+from hippograph.heap import release_freed_memory
+from hippograph.indexing.store import EntityTable, GraphData, MemoryBankData, PassageTable, open_store
 from hippograph.pipeline.embed import embedder_for
 from hippograph.types import Retrieval, RetrievedPassage, SeedFact, titled
 
@@ -95,7 +94,7 @@ class Snapshot:
                 store.generation(), store.embedding_model(), store.read_passages(), store.read_graph_data(compact),
                 store.read_memory_bank(), store.read_entities(), file_identity,
             )
-        release_read_buffers()
+        release_freed_memory()
         return snapshot
 
     def retriever(self, mode: str, config: Config) -> "Retriever":
@@ -105,6 +104,7 @@ class Snapshot:
         key = (mode, config)
         if key not in self.retrievers:
             self.retrievers[key] = retrievers.get(mode)(self, config)
+            release_freed_memory()  # what building its indexes made and dropped
         return self.retrievers[key]
 
     @cached_property
