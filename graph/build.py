@@ -10,7 +10,6 @@ The graph is undirected; parallel edges (a fact pair that is also a synonym pair
 from __future__ import annotations
 
 import warnings
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,33 +38,34 @@ def build_graph(data: GraphData, passage_ids: Sequence[str], synonym_threshold: 
     offset = len(phrase_index)
     passage_index = {pid: offset + i for i, pid in enumerate(passage_ids)}
 
-    edges: list[tuple[int, int]] = []
-    weights: list[float] = []
-    fact_pairs = Counter(
-        (phrase_index[s], phrase_index[o])
-        for s, _, o, _ in data.fact_passages
-        if s in phrase_index and o in phrase_index and s != o
-    )
-    for pair, count in fact_pairs.items():
-        edges.append(pair)
-        weights.append(float(count))
-    counts = np.zeros(offset, dtype=np.float64)
-    for passage_id, phrase in data.passage_phrases:
-        if passage_id in passage_index and phrase in phrase_index:
-            edges.append((passage_index[passage_id], phrase_index[phrase]))
-            weights.append(1.0)
-            counts[phrase_index[phrase]] += 1
-    for a, b, similarity in data.synonyms:
-        if a in phrase_index and b in phrase_index and similarity >= synonym_threshold:
-            edges.append((phrase_index[a], phrase_index[b]))
-            weights.append(float(similarity))
+    # Vertex pairs as arrays: a list of millions of tuples would be held in small objects the heap keeps.
+    fact_ends = _vertex_pairs(
+        ((s, o) for s, _, o, _ in data.fact_passages), phrase_index, phrase_index, len(data.fact_passages))
+    fact_ends = fact_ends[(fact_ends >= 0).all(axis=1) & (fact_ends[:, 0] != fact_ends[:, 1])]
+    fact_edges, passages_seen = np.unique(fact_ends, axis=0, return_counts=True)  # a pair weighs its passages
+    links = _vertex_pairs(data.passage_phrases, passage_index, phrase_index, len(data.passage_phrases))
+    links = links[(links >= 0).all(axis=1)]
+    counts = np.bincount(links[:, 1], minlength=offset).astype(np.float64)
+    synonym_ends = _vertex_pairs(
+        ((a, b) for a, b, _ in data.synonyms), phrase_index, phrase_index, len(data.synonyms))
+    similarity = np.fromiter((float(sim) for _, _, sim in data.synonyms), np.float64, len(data.synonyms))
+    kept = (synonym_ends >= 0).all(axis=1) & (similarity >= synonym_threshold)
+    edges = np.concatenate([fact_edges, links, synonym_ends[kept]])
+    weights = np.concatenate([passages_seen.astype(np.float64), np.ones(len(links)), similarity[kept]])
 
     graph = ig.Graph(n=offset + len(passage_ids), edges=edges, directed=False)
-    graph.es["weight"] = weights
+    graph.es["weight"] = weights.tolist()
     graph.vs["name"] = list(data.phrases) + [f"passage:{pid}" for pid in passage_ids]
     graph.vs["kind"] = ["phrase"] * offset + ["passage"] * len(passage_ids)
     graph.simplify(multiple=True, loops=True, combine_edges={"weight": "sum"})
     return PassageGraph(graph, phrase_index, offset, counts)
+
+
+def _vertex_pairs(pairs, first: dict[str, int], second: dict[str, int], count: int) -> np.ndarray:
+    """(count, 2) vertex ids of `count` pairs of names, looked up in `first` and `second`; -1 for a name
+    the index lacks."""
+    ids = (index.get(name, -1) for a, b in pairs for index, name in ((first, a), (second, b)))
+    return np.fromiter(ids, np.int64, 2 * count).reshape(-1, 2)
 
 
 def personalized_pagerank(graph: ig.Graph, reset: np.ndarray, damping: float) -> np.ndarray:

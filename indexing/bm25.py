@@ -4,8 +4,8 @@ rank-bm25 scores a query with a Python loop over every passage per query term; a
 tens of milliseconds. The model (idf with its floor, k1, b, lengths) is rank-bm25's own; only the
 arithmetic is rearranged so a query is one sparse row-sum. The scores equal `BM25Okapi.get_scores` (a
 test checks). Term counts are made with numpy, a passage at a time: rank-bm25 would keep a dict of them
-per passage, and the millions of small objects it makes leave a query process about 0.9 GB larger at
-100k passages even once freed (the Python heap stays fragmented).
+per passage, and the millions of small objects it makes stay in a query process's heap even once freed
+(`benchmarks/results/query_memory.md`).
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def _term_counts(texts: Sequence[str]) -> tuple[dict[str, int], sparse.csr_matri
     term_ids = []
     for text in texts:  # a passage's token strings are freed before the next passage's are made
         tokens = tokenize(text)
-        term_ids.append(np.fromiter((vocabulary.setdefault(t, len(vocabulary)) for t in tokens), np.int32, len(tokens)))
+        ids = (vocabulary.setdefault(token, len(vocabulary)) for token in tokens)
+        term_ids.append(np.fromiter(ids, np.int32, len(tokens)))
     passages = np.repeat(np.arange(len(texts), dtype=np.int32), [len(ids) for ids in term_ids])
     terms = np.concatenate(term_ids) if term_ids else np.zeros(0, np.int32)
     counts = sparse.csr_matrix(

@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS memories (
 # Named entities of each passage (schema 4), by character offsets, with their sentence: for draft answers.
 _ENTITY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS passage_entities (
-    passage_id VARCHAR, start_char INTEGER, end_char INTEGER, label VARCHAR, sentence_start INTEGER, sentence_end INTEGER);
+    passage_id VARCHAR, start_char INTEGER, end_char INTEGER, label VARCHAR,
+    sentence_start INTEGER, sentence_end INTEGER);
 """
 
 # Tables with a FLOAT[dim] column are created once the embedding dimension is known.
@@ -154,15 +155,16 @@ class PassageTable:
 @dataclass(frozen=True)
 class GraphData:
     """The stored graph, as plain data: what `hippograph.graph` builds igraph from. The embeddings are
-    float32 matrices, or `CompactVectors` when read with `read_graph_data(compact=True)`."""
+    float32 matrices, or `CompactVectors` when read with `read_graph_data(compact=True)`; the rows of
+    facts, links and synonyms are `CodedRows` as read from a store (any sequence of tuples will do)."""
 
     phrases: list[str]
     phrase_embeddings: np.ndarray | CompactVectors
-    facts: list[tuple[str, str, str]]
+    facts: Sequence[tuple[str, str, str]]
     fact_embeddings: np.ndarray | CompactVectors
-    fact_passages: list[tuple[str, str, str, str]]  # (subject, predicate, object, passage_id)
-    passage_phrases: list[tuple[str, str]]  # (passage_id, phrase)
-    synonyms: list[tuple[str, str, float]]
+    fact_passages: Sequence[tuple[str, str, str, str]]  # (subject, predicate, object, passage_id)
+    passage_phrases: Sequence[tuple[str, str]]  # (passage_id, phrase)
+    synonyms: Sequence[tuple[str, str, float]]
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,53 @@ class EntityTable:
                           int(c["sentence_start"][i]), int(c["sentence_end"][i]))
             for i in range(first, end)
         ]
+
+
+class CodedRows(Sequence):
+    """Rows held as columns of codes, each into the column's list of distinct values (numbers are held as
+    they are): a few bytes a row, where a list of tuples takes tens, and no millions of small objects for
+    the heap to keep. Reading makes each row's tuple as it goes; rows equal a list of the same tuples."""
+
+    _CHUNK = 65536  # rows whose codes are made Python ints at a time while iterating
+
+    def __init__(self, columns: Sequence[tuple[np.ndarray, list | None]]):
+        self.columns = list(columns)  # (codes, values); values None: the codes are the values
+
+    def __len__(self) -> int:
+        return len(self.columns[0][0]) if self.columns else 0
+
+    def __getitem__(self, row):
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(len(self)))]
+        return tuple(codes[row].item() if values is None else values[codes[row]] for codes, values in self.columns)
+
+    def __iter__(self):
+        for start in range(0, len(self), self._CHUNK):
+            chunks = [codes[start : start + self._CHUNK].tolist() for codes, _ in self.columns]
+            yield from zip(*(
+                chunk if values is None else map(values.__getitem__, chunk)
+                for chunk, (_, values) in zip(chunks, self.columns)
+            ))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, which are unhashable
+
+    def __repr__(self) -> str:
+        return f"CodedRows({len(self)} rows)"
+
+
+def _coded_column(column: pa.ChunkedArray, strings: dict[str, str]) -> tuple[np.ndarray, list | None]:
+    """A column as (codes, values): a string column dictionary-encoded, its values from `strings`; another
+    as its values, with no list."""
+    if not pa.types.is_string(column.type) or column.null_count:
+        return column.to_numpy(), None
+    encoded = column.combine_chunks().dictionary_encode()
+    values = [strings.setdefault(value, value) for value in encoded.dictionary.to_pylist()]
+    return encoded.indices.to_numpy().astype(np.int32), values
 
 
 def _shared_column(column: pa.ChunkedArray, strings: dict[str, str]) -> list:
@@ -416,19 +465,19 @@ class Store:
         return GraphData(
             phrases=_shared_column(phrases["phrase"], strings),
             phrase_embeddings=phrase_embeddings,
-            facts=list(zip(*(_shared_column(facts[c], strings) for c in ("subject", "predicate", "object")))),
+            facts=CodedRows([_coded_column(facts[c], strings) for c in ("subject", "predicate", "object")]),
             fact_embeddings=fact_embeddings,
-            fact_passages=self._fetch_shared(
+            fact_passages=self._fetch_coded(
                 "SELECT DISTINCT subject, predicate, object, passage_id FROM triples ORDER BY ALL", strings),
-            passage_phrases=self._fetch_shared(
+            passage_phrases=self._fetch_coded(
                 "SELECT DISTINCT passage_id, phrase FROM passage_phrases ORDER BY ALL", strings),
-            synonyms=self._fetch_shared("SELECT phrase_a, phrase_b, similarity FROM synonyms ORDER BY ALL", strings),
+            synonyms=self._fetch_coded("SELECT phrase_a, phrase_b, similarity FROM synonyms ORDER BY ALL", strings),
         )
 
-    def _fetch_shared(self, sql: str, strings: dict[str, str]) -> list[tuple]:
-        """The rows of `sql` as tuples whose strings are taken from (and added to) `strings`."""
+    def _fetch_coded(self, sql: str, strings: dict[str, str]) -> CodedRows:
+        """The rows of `sql` as `CodedRows`, whose strings are taken from (and added to) `strings`."""
         table = self._arrow(sql)
-        return list(zip(*(_shared_column(column, strings) for column in table.columns)))
+        return CodedRows([_coded_column(column, strings) for column in table.columns])
 
     def _compact_vectors(self, table: str, key: Sequence[str], batch_rows: int = 16384) -> tuple[pa.Table, CompactVectors]:
         """The rows of `table` ordered by `key` (its key columns), and their embeddings as `CompactVectors`

@@ -17,8 +17,8 @@ from hippograph.types import (
 
 __all__ = [
     "Answer", "Clue", "Config", "Document", "DraftAnswer", "EntityMention", "GraphExport", "HippographError",
-    "ImportReport", "IndexReport", "InputError", "LLMUsage", "Memory", "MemoryRecord", "ModelNotFoundError", "Passage", "PassageFacts",
-    "Retrieval", "RetrievedPassage", "SeedFact", "StoreError", "StoreStats", "Triple", "load_config",
+    "ImportReport", "IndexReport", "InputError", "LLMUsage", "Memory", "MemoryRecord", "ModelNotFoundError", "Passage",
+    "PassageFacts", "Retrieval", "RetrievedPassage", "SeedFact", "StoreError", "StoreStats", "Triple", "load_config",
     "register_extractor", "register_retriever",
 ]
 __version__ = "0.1.0"

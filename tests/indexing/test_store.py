@@ -16,7 +16,7 @@ import pytest
 
 from hippograph import Config, Memory, StoreError
 from hippograph.indexing import store as store_module
-from hippograph.indexing.store import SCHEMA_VERSION, Store, documents_in, open_store, update_store
+from hippograph.indexing.store import SCHEMA_VERSION, CodedRows, Store, documents_in, open_store, update_store
 
 BASE_TABLES = {"meta", "documents", "passages", "triples", "passage_phrases", "synonyms"}
 EMBEDDING_TABLES = {"passage_embeddings", "phrases", "facts"}
@@ -509,6 +509,18 @@ def test_every_connection_hippograph_opens_has_extensions_off(small_store_copy, 
     memory.delete(["harrow"])
     assert len(settings) > 6
     assert set(settings) == {(False, False)}
+
+
+def test_coded_rows_read_as_the_tuples_they_hold(monkeypatch):
+    monkeypatch.setattr(CodedRows, "_CHUNK", 2)  # iteration crosses chunk boundaries
+    names = ["ada", "kettleby", "orne"]
+    rows = CodedRows([(np.array([0, 1, 1, 2, 0], np.int32), names), (np.array([0.5, 1.0, 0.25, 2.0, 3.0]), None)])
+    expected = [("ada", 0.5), ("kettleby", 1.0), ("kettleby", 0.25), ("orne", 2.0), ("ada", 3.0)]
+    assert list(rows) == expected and len(rows) == 5 and rows == expected and rows != expected[:4]
+    assert rows[3] == ("orne", 2.0) and rows[np.int64(1)] == ("kettleby", 1.0) and rows[1:4] == expected[1:4]
+    assert all(type(number) is float for _, number in rows)
+    assert rows[1][0] is rows[2][0] is names[1]
+    assert list(CodedRows([(np.zeros(0, np.int32), [])])) == [] and not CodedRows([])
 
 
 @pytest.mark.parametrize("compact", [False, True])
