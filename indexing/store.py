@@ -247,8 +247,8 @@ class CodedRows(Sequence):
 
 
 def _coded_column(column: pa.ChunkedArray, strings: dict[str, str]) -> tuple[np.ndarray, list | None]:
-    """A column as (codes, values): a string column dictionary-encoded, its values from `strings`; another
-    as its values, with no list."""
+    """A column as (codes, values): a string column dictionary-encoded, its values from `strings` (Arrow
+    makes a Python string once per distinct value, not once per row); another as its values, with no list."""
     if not pa.types.is_string(column.type) or column.null_count:
         return column.to_numpy(), None
     encoded = column.combine_chunks().dictionary_encode()
@@ -257,13 +257,9 @@ def _coded_column(column: pa.ChunkedArray, strings: dict[str, str]) -> tuple[np.
 
 
 def _shared_column(column: pa.ChunkedArray, strings: dict[str, str]) -> list:
-    """A column's values; a string column's from `strings`, one object per distinct string (Arrow's
-    dictionary encoding makes a Python string once per distinct value, not once per row)."""
-    if not pa.types.is_string(column.type) or column.null_count:
-        return column.to_pylist()
-    encoded = column.combine_chunks().dictionary_encode()
-    shared = [strings.setdefault(value, value) for value in encoded.dictionary.to_pylist()]
-    return list(map(shared.__getitem__, encoded.indices.to_numpy().tolist()))
+    """A column's values as a list; a string column's from `strings`, one object per distinct string."""
+    codes, values = _coded_column(column, strings)
+    return codes.tolist() if values is None else list(map(values.__getitem__, codes.tolist()))
 
 
 def _is_lock_conflict(error: duckdb.Error) -> bool:
