@@ -1,6 +1,10 @@
 """Scaling: grow one store to 10k, 25k, 50k and 100k passages and measure each size.
 
     python benchmarks/bench_scale.py [--sizes 10000,25000,50000,100000] [--db PATH] [--out DIR]
+    python benchmarks/bench_scale.py --sizes 100000 --db GROWN.duckdb --resume results/scale.json
+
+`--resume`: go on growing the store an earlier run left at --db (its largest size), keeping that run's
+rows; the new sizes' index times add to its cumulative one.
 
 Corpus: the three shared corpora (hotpotqa-dev, musique-dev, 2wiki: 9,003 documents), then generated
 encyclopedic documents about invented people, towns, organisations and works (`generated_documents`:
@@ -170,8 +174,12 @@ def corpus_up_to(size: int) -> list[dict]:
     return shared[:size] + generated_documents(max(0, size - len(shared)))
 
 
-def measure(sizes: list[int], db: Path) -> list[dict]:
-    rows, indexed, index_seconds, extra = [], 0, 0.0, 0
+def measure(sizes: list[int], db: Path, earlier: list[dict] = ()) -> list[dict]:
+    """Grow the store at `db` to each size and measure it; `earlier`: the rows of the run that grew it so far."""
+    rows = list(earlier)
+    indexed = rows[-1]["documents"] if rows else 0
+    index_seconds = rows[-1]["index_seconds"] if rows else 0.0
+    extra = sum(len(r["incremental_write_steps"]) * r["incremental_documents"] for r in rows)  # 1% runs' documents
     largest = corpus_up_to(max(sizes))
     for size in sizes:
         run = index_run(db, largest[indexed:size])
@@ -256,17 +264,27 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help="grow the store here (new file); default: a temporary file")
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     parser.add_argument("--note", default="", help="what else ran on the machine meanwhile, for the record")
+    parser.add_argument("--resume", type=Path, help="the results (scale.json) of the run that grew --db so far")
     parser.add_argument("--query-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.query_worker:
         return query_worker(args.query_worker)
     sizes = sorted(int(s) for s in args.sizes.split(","))
+    earlier = json.loads(args.resume.read_text()) if args.resume else None
+    if earlier and not (args.db and args.db.exists()):
+        parser.error("--resume needs --db: the store that run grew")
+    if earlier and sizes[0] <= earlier["sizes"][-1]["documents"]:
+        parser.error(f"--sizes must be larger than the resumed run's largest, {earlier['sizes'][-1]['documents']}")
     with tempfile.TemporaryDirectory() as scratch:
         db = args.db or Path(scratch) / "scale.duckdb"
-        if db.exists():
-            parser.error(f"{db} exists: the benchmark grows a new store")
-        rows = measure(sizes, db)
-    result = {"command": "python benchmarks/bench_scale.py --sizes " + args.sizes, "machine": cpu(), "note": args.note, "sizes": rows}
+        if db.exists() and not earlier:
+            parser.error(f"{db} exists: the benchmark grows a new store (or give --resume)")
+        rows = measure(sizes, db, earlier["sizes"] if earlier else [])
+    command = "python benchmarks/bench_scale.py --sizes " + args.sizes
+    if earlier:
+        command = f"{earlier['command']}, then {command} --resume scale.json on its store"
+    notes = [earlier["note"]] if earlier and earlier["note"] else []
+    result = {"command": command, "machine": cpu(), "note": " ".join(notes + [args.note]).strip(), "sizes": rows}
     args.out.mkdir(exist_ok=True)
     (args.out / "scale.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "scale.md").write_text(render(result))
