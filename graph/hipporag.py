@@ -11,6 +11,7 @@ Seeds of the walk (the PageRank reset distribution):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,9 @@ class GraphSearch:
     passage_scores: np.ndarray  # one per passage, in the order the retriever was built with
     seed_facts: list[tuple[int, float]]  # (fact index, query similarity) that seeded the walk
 
+
+# "and", "or" or "&" between the names a phrase joins
+_COORDINATION = re.compile(r"\s+(?:and|or|&)\s+")
 
 # (question, linked facts) -> indices of the facts to keep, or None to fall back to the non-LLM filter
 FactFilter = Callable[[str, list[tuple[str, str, str]]], "list[int] | None"]
@@ -127,6 +131,16 @@ class HippoRAGGraph:
                     total[phrase] += score / max(counts[phrase], 1.0)
                     mentions[phrase] += 1
         return np.divide(total, mentions, out=np.zeros_like(total), where=mentions > 0)
+
+    def named_parts(self, phrases: Sequence[str]) -> list[str]:
+        """`phrases` with each one that the graph lacks verbatim and that joins names by "and" or "or"
+        in place of the names it joins: "christopher nolan and sathish kalathil" (one entity to the
+        tagger) links as two people, while a title the graph holds whole ("pride and prejudice") stays."""
+        parts = []
+        for phrase in phrases:
+            joined = _COORDINATION.split(phrase)
+            parts += joined if len(joined) > 1 and phrase not in self.graph.phrase_index else [phrase]
+        return list(dict.fromkeys(p for p in parts if p))
 
     def phrases_to_embed(self, query_phrases: Sequence[str]) -> list[str]:
         """The query phrases `link_phrases` needs vectors for: names the graph lacks verbatim."""

@@ -167,3 +167,12 @@ def test_phrases_to_embed_are_the_names_the_graph_lacks(demo_store):
     best = int(np.argmax(similarity))
     expected = [(best, float(similarity[best]))] if similarity[best] >= memory.config.entity_link_threshold else []
     assert [phrase for phrase, _ in linked[1:]] == [phrase for phrase, _ in expected]
+
+
+def test_unknown_coordinations_link_as_the_names_they_join(demo_store):
+    graph = Memory(demo_store).retriever("hipporag").graph
+    index = graph.graph.phrase_index
+    first, second = sorted(p for p in index if p.isalpha())[:2]
+    whole = next(p for p in index if " and " in p)  # a name the graph holds with "and" in it: "tarr and sons"
+    assert graph.named_parts([f"{first} and {second}", whole, f"{second} or zzyzx"]) == [first, second, whole, "zzyzx"]
+    assert graph.named_parts(["zzyzx & quarble"]) == ["zzyzx", "quarble"]

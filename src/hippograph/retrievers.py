@@ -238,7 +238,7 @@ class HippoRAGRetriever(Retriever):
         if self.graph is None or not self.config.entity_linking:
             return [[] for _ in questions]
         parsed = self.parse(questions)
-        return [_named_phrases(parsed[q]) for q in questions]
+        return [self.graph.named_parts(_named_phrases(parsed[q])) for q in questions]
 
 
 def _named_phrases(doc) -> list[str]:
