@@ -133,8 +133,8 @@ class HippoRAGGraph:
         return np.divide(total, mentions, out=np.zeros_like(total), where=mentions > 0)
 
     def named_parts(self, phrases: Sequence[str]) -> list[str]:
-        """`phrases` with each one that the graph lacks verbatim and that joins names by "and" or "or"
-        in place of the names it joins: "christopher nolan and sathish kalathil" (one entity to the
+        """`phrases` with each one that the graph lacks verbatim and that joins names by "and", "or" or
+        "&" in place of the names it joins: "christopher nolan and sathish kalathil" (one entity to the
         tagger) links as two people, while a title the graph holds whole ("pride and prejudice") stays."""
         parts = []
         for phrase in phrases:

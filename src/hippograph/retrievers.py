@@ -230,7 +230,8 @@ class HippoRAGRetriever(Retriever):
 
     def question_phrases(self, question: str) -> list[str]:
         """The entity phrases a question names (named entities and proper-noun chunks), normalised like
-        graph phrases; none without a graph to link them to, or with `entity_linking` off."""
+        graph phrases, names joined by "and" or "or" apart unless the graph holds them joined
+        (`HippoRAGGraph.named_parts`); none without a graph to link them to, or with `entity_linking` off."""
         return self.question_phrases_many([question])[0]
 
     def question_phrases_many(self, questions: Sequence[str]) -> list[list[str]]:
