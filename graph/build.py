@@ -38,15 +38,14 @@ def build_graph(data: GraphData, passage_ids: Sequence[str], synonym_threshold: 
     offset = len(phrase_index)
     passage_index = {pid: offset + i for i, pid in enumerate(passage_ids)}
 
-    # Vertex pairs as arrays: a list of millions of tuples would be held in small objects the heap keeps.
-    fact_ends = _vertex_pairs(
+    fact_ends = vertex_pairs(
         ((s, o) for s, _, o, _ in data.fact_passages), phrase_index, phrase_index, len(data.fact_passages))
     fact_ends = fact_ends[(fact_ends >= 0).all(axis=1) & (fact_ends[:, 0] != fact_ends[:, 1])]
     fact_edges, passages_seen = np.unique(fact_ends, axis=0, return_counts=True)  # a pair weighs its passages
-    links = _vertex_pairs(data.passage_phrases, passage_index, phrase_index, len(data.passage_phrases))
+    links = vertex_pairs(data.passage_phrases, passage_index, phrase_index, len(data.passage_phrases))
     links = links[(links >= 0).all(axis=1)]
     counts = np.bincount(links[:, 1], minlength=offset).astype(np.float64)
-    synonym_ends = _vertex_pairs(
+    synonym_ends = vertex_pairs(
         ((a, b) for a, b, _ in data.synonyms), phrase_index, phrase_index, len(data.synonyms))
     similarity = np.fromiter((float(sim) for _, _, sim in data.synonyms), np.float64, len(data.synonyms))
     kept = (synonym_ends >= 0).all(axis=1) & (similarity >= synonym_threshold)
@@ -61,11 +60,11 @@ def build_graph(data: GraphData, passage_ids: Sequence[str], synonym_threshold: 
     return PassageGraph(graph, phrase_index, offset, counts)
 
 
-def _vertex_pairs(pairs, first: dict[str, int], second: dict[str, int], count: int) -> np.ndarray:
+def vertex_pairs(pairs, first: dict[str, int], second: dict[str, int], count: int, dtype=np.int64) -> np.ndarray:
     """(count, 2) vertex ids of `count` pairs of names, looked up in `first` and `second`; -1 for a name
-    the index lacks."""
+    the index lacks. An array, not millions of tuples."""
     ids = (index.get(name, -1) for a, b in pairs for index, name in ((first, a), (second, b)))
-    return np.fromiter(ids, np.int64, 2 * count).reshape(-1, 2)
+    return np.fromiter(ids, dtype, 2 * count).reshape(-1, 2)
 
 
 def personalized_pagerank(graph: ig.Graph, reset: np.ndarray, damping: float) -> np.ndarray:

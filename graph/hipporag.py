@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hippograph.config import Config
-from hippograph.graph.build import PowerIteration, build_graph, personalized_pagerank
+from hippograph.graph.build import PowerIteration, build_graph, personalized_pagerank, vertex_pairs
 from hippograph.indexing.cosine import CosineIndex
 from hippograph.indexing.store import GraphData
 
@@ -48,9 +48,9 @@ class HippoRAGGraph:
         self.fact_cosine = CosineIndex(data.fact_embeddings)
         self.phrase_cosine = CosineIndex(data.phrase_embeddings)
         index = self.graph.phrase_index
-        # (subject, object) phrase vertex of each fact, -1 for none; an array, not a million tuples
-        ends = (index.get(phrase, -1) for s, _, o in data.facts for phrase in (s, o))
-        self.fact_phrases = np.fromiter(ends, np.int32, 2 * len(data.facts)).reshape(-1, 2)
+        # (subject, object) phrase vertex of each fact, -1 for none
+        ends = ((s, o) for s, _, o in data.facts)
+        self.fact_phrases = vertex_pairs(ends, index, index, len(data.facts), np.int32)
         self._power = PowerIteration(self.graph.graph) if config.pagerank_solver == "power" else None
 
     def search_many(
