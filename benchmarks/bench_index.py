@@ -2,8 +2,9 @@
 query latency per mode after load, with how a hipporag query splits its time.
 
     python benchmarks/bench_index.py [--corpus ../shared/data/2wiki-corpus/corpus.jsonl] [--no-graph]
+                                     [--precision auto|float32|bfloat16|int8] [--name NAME]
 
-Writes benchmarks/results/index_2wiki[_nograph].json and .md.
+Writes benchmarks/results/index_2wiki[_nograph].json and .md (or NAME.json and .md).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_query_latency import cpu
 
 from hippograph import Config, Memory
 from hippograph.evaluate import WARM_UP
+from hippograph.pipeline.embed import embedder_for
 from hippograph.pipeline.run import index_documents
 from hippograph.pipeline.sources import read_documents
 
@@ -30,10 +33,9 @@ QUERY_SETS = [DATA / "hotpotqa-dev" / "questions.jsonl", DATA / "musique-dev" / 
 
 
 def machine() -> dict[str, object]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(memory_gb, 1), "python": platform.python_version()}
+    # cpu(): its name and the features embedding speed depends on (see README, Known gaps)
+    return {**cpu(), "cores": os.cpu_count(), "memory_gb": round(memory_gb, 1), "python": platform.python_version()}
 
 
 def peak_rss_mb() -> float:
@@ -120,10 +122,13 @@ def main() -> None:
     parser.add_argument("--no-graph", action="store_true", help="index passages only (bm25 and dense)")
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     parser.add_argument("--db", type=Path, help="keep the store at this new path (default: a temporary file)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "int8"),
+                        help="the embedding_precision option")
+    parser.add_argument("--name", help="results file name (default: index_2wiki[_nograph])")
     args = parser.parse_args()
     if args.db is not None and args.db.exists():
         parser.error(f"{args.db} exists: the benchmark indexes from scratch")
-    config = Config().replace(build_graph=not args.no_graph)
+    config = Config().replace(build_graph=not args.no_graph, embedding_precision=args.precision)
     documents = read_documents([args.corpus])
     questions = dev_questions()
     with tempfile.TemporaryDirectory() as scratch:
@@ -135,8 +140,11 @@ def main() -> None:
         split = hipporag_split(Memory(db, config), questions) if not args.no_graph else {}
         store_mb = round(db.stat().st_size / 1e6, 1)
     stage_rates = {stage: round(report.passages / s, 1) for stage, s in report.seconds.items() if s > 0}
+    options = (" --no-graph" if args.no_graph else "") + (f" --precision {args.precision}" if args.precision != "auto" else "")
+    options += f" --name {args.name}" if args.name else ""
     result = {
-        "command": "python benchmarks/bench_index.py" + (" --no-graph" if args.no_graph else ""),
+        "command": "python benchmarks/bench_index.py" + options,
+        "embedding_precision": args.precision, "corpus_precision": embedder_for(config).corpus_precision,
         "corpus": args.corpus.parent.name, "documents": report.documents, "passages": report.passages,
         "triples": report.triples, "phrases": report.new_phrases, "facts": report.new_facts,
         "synonym_edges": report.synonym_edges,
@@ -145,7 +153,8 @@ def main() -> None:
         "peak_rss_mb": peak_rss_mb(), "store_mb": store_mb,
         "query_latency": latency, "hipporag_split": split, "queries": len(questions), "machine": machine(),
     }
-    write_results(args.out, "index_2wiki_nograph" if args.no_graph else "index_2wiki", result, render(result))
+    name = args.name or ("index_2wiki_nograph" if args.no_graph else "index_2wiki")
+    write_results(args.out, name, result, render(result))
 
 
 def write_results(folder: Path, name: str, result: dict, table: str) -> None:
@@ -161,7 +170,8 @@ def render(r: dict) -> str:
         f"# Index benchmark: {r['corpus']} ({r['documents']} documents, {r['passages']} passages)\n",
         f"Command: `{r['command']}`  ",
         f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, {r['machine']['memory_gb']} GB, "
-        f"Python {r['machine']['python']}, CPU only\n",
+        f"Python {r['machine']['python']}, CPU only; CPU features: {', '.join(r['machine'].get('features', [])) or 'not recorded'}  ",
+        f"Embedding precision: {r.get('embedding_precision', 'auto')} (indexing computed in {r.get('corpus_precision', 'not recorded')})\n",
         f"Whole index: **{r['index_seconds']} s, {r['index_passages_per_s']} passages/s**; peak RSS {r['peak_rss_mb']} MB; "
         f"store {r['store_mb']} MB; {r['triples']} triples, {r['phrases']} phrases, {r['facts']} facts, "
         f"{r['synonym_edges']} synonym edges\n",

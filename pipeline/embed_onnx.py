@@ -62,6 +62,7 @@ class OnnxEncoder:
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.pooling = list(model)[1:]  # pooling, normalisation, any dense layer: run on each text's output
+        self.mean_pooled = _is_mean_pooling_then_normalize(self.pooling)
 
     def encode(self, texts: list[str], batch_size: int, progress: bool = False) -> np.ndarray:
         """L2-normalised float32 rows. `batch_size` texts are tokenised at a time (the tokenizer is not
@@ -86,12 +87,29 @@ class OnnxEncoder:
 
     def _embed_one(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         hidden = self.session.run(None, inputs)[0]
-        features = {"token_embeddings": torch.from_numpy(hidden), "attention_mask": torch.from_numpy(inputs["attention_mask"])}
-        with torch.inference_mode():
-            for module in self.pooling:
-                features = module(features)
-        vector = features["sentence_embedding"][0].float().numpy()
+        if self.mean_pooled:  # a text alone has no padding: the mean of its token rows
+            vector = hidden[0].mean(axis=0)
+        else:
+            features = {"token_embeddings": torch.from_numpy(hidden), "attention_mask": torch.from_numpy(inputs["attention_mask"])}
+            with torch.inference_mode():
+                for module in self.pooling:
+                    features = module(features)
+            vector = features["sentence_embedding"][0].float().numpy()
         return vector / (np.linalg.norm(vector) or 1)
+
+
+def _is_mean_pooling_then_normalize(modules: list) -> bool:
+    """Whether the modules after the transformer are sentence-transformers' mean pooling then
+    normalisation (all-MiniLM-L6-v2's, and most of its family's): numpy then does their work, since
+    PyTorch's per-call overhead on one short text cost about 0.25 ms of CPU, 15% of an int8 phrase's
+    embedding (any other module list runs as the model's own modules)."""
+    if [type(module).__name__ for module in modules] != ["Pooling", "Normalize"]:
+        return False
+    pooling = modules[0]
+    mode = getattr(pooling, "pooling_mode", None)  # sentence-transformers 6; earlier ones name it by a method
+    if mode is None and hasattr(pooling, "get_pooling_mode_str"):
+        mode = pooling.get_pooling_mode_str()
+    return mode == "mean" and getattr(pooling, "include_prompt", True)
 
 
 def default_cache_dir() -> Path:

@@ -42,8 +42,9 @@ class Config:
     spacy_model: str = option(
         "en_core_web_sm", "any installed spaCy pipeline (extraction and question parsing)", shapes_index=True)
     embedding_precision: str = option(
-        "auto", '"auto": bfloat16 on CPUs with native bf16 units (AVX512-BF16, AMX), else int8 for indexing '
-        '(ONNX Runtime; questions stay float32), else float32; "float32", "bfloat16" or "int8" to force one',
+        "auto", '"auto": bfloat16 on CPUs with AMX, else int8 for indexing (ONNX Runtime; questions stay '
+        'float32), else bfloat16 on CPUs with AVX512-BF16, else float32; "float32", "bfloat16" or "int8" to '
+        'force one',
         shapes_index=True)
     embedding_batch_size: int = option(64, "passages per embedding batch")
     short_text_batch_size: int = option(256, "phrases and facts per embedding batch")

@@ -178,3 +178,45 @@ def test_int8_keeps_the_first_layers_output_products_in_float32():
         "/auto_model/encoder/layer.0/attention/output/dense/MatMul",
         "/auto_model/encoder/layer.0/output/dense/MatMul",
     ]
+
+
+@pytest.mark.parametrize(
+    "amx, avx512_bf16, onnx, expected",
+    [
+        (True, True, True, "bfloat16"),  # AMX: bf16 indexed fastest
+        (False, True, True, "int8"),  # AVX512-BF16 without AMX: int8 on ONNX Runtime indexed faster
+        (False, True, False, "bfloat16"),  # ... unless ONNX Runtime is missing
+        (False, False, True, "int8"),
+        (False, False, False, "float32"),
+    ],
+)
+def test_auto_precision_follows_what_the_cpu_computes_fastest(monkeypatch, amx, avx512_bf16, onnx, expected):
+    from hippograph.pipeline import embed
+
+    monkeypatch.setattr(embed, "_cpu_has_amx", lambda: amx)
+    monkeypatch.setattr(embed, "_cpu_has_native_bf16", lambda: avx512_bf16 or amx)
+    monkeypatch.setattr(embed, "_onnx_installed", lambda: onnx)
+    assert Embedder("all-MiniLM-L6-v2", precision="auto").corpus_precision == expected
+
+
+@pytest.mark.parametrize("precision", ["int8", "float32"])
+def test_mean_pooling_in_numpy_gives_the_models_own_pooling(tmp_path, precision):
+    from hippograph.pipeline import embed_onnx
+
+    model = Embedder("all-MiniLM-L6-v2", precision="float32").model
+    encoder = embed_onnx.OnnxEncoder(model, 384, precision, cache_dir=tmp_path)
+    assert encoder.mean_pooled, "all-MiniLM-L6-v2 pools by the mean and normalises"
+    texts = PASSAGES + TEXTS
+    fast = encoder.encode(texts, 4)
+    encoder.mean_pooled = False  # the model's own Pooling and Normalize modules
+    np.testing.assert_allclose(fast, encoder.encode(texts, 4), atol=1e-6)
+
+
+def test_other_pooling_runs_the_models_own_modules():
+    from sentence_transformers.models import Normalize, Pooling
+
+    from hippograph.pipeline.embed_onnx import _is_mean_pooling_then_normalize
+
+    assert _is_mean_pooling_then_normalize([Pooling(384, pooling_mode="mean"), Normalize()])
+    assert not _is_mean_pooling_then_normalize([Pooling(384, pooling_mode="cls"), Normalize()])
+    assert not _is_mean_pooling_then_normalize([Pooling(384, pooling_mode="mean")])
