@@ -1,13 +1,14 @@
-"""How close int8 vectors stay to float32 ones, per quantisation recipe: every product int8 (recipe v1)
-against the first layer's attention and feed-forward output products kept float32 (v2, what
+"""How close int8 vectors stay to float32 ones, per quantisation recipe: every product int8 (recipe v1);
+the first layer's attention and feed-forward output products kept float32 (v2); and v2 with each
+token's activations quantised by their own range instead of one range per run (v3, what
 `pipeline/embed_onnx.quantise` does now).
 
     python benchmarks/bench_int8_fidelity.py STORE.duckdb [--sample 1000] [--out benchmarks/results]
 
 Texts: a seeded sample of the store's phrases and facts (as indexing embeds them) and of its passages.
 Per recipe and kind: cosine of each int8 vector to PyTorch's float32 one (mean, 1st percentile, min) and
-CPU milliseconds per text on one thread (one text per run, as indexing runs them). Writes
-int8_fidelity.json and .md.
+CPU milliseconds per text on one thread, one text per run, and for v3 also in runs of up to 64 texts
+of one length (as indexing runs them since v3). Writes int8_fidelity.json and .md.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from bench_query_latency import cpu, machine_line
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from hippograph.pipeline.embed import Embedder
-from hippograph.pipeline.embed_onnx import OnnxEncoder, export_transformer, quantise
+from hippograph.pipeline.embed_onnx import TEXTS_PER_RUN, OnnxEncoder, _first_output_products, export_transformer, quantise
 from hippograph.types import titled
 
 ROOT = Path(__file__).resolve().parent
@@ -43,14 +44,22 @@ def sample_texts(store: Path, size: int) -> dict[str, list[str]]:
     return texts
 
 
-def measure(encoder: OnnxEncoder, texts: list[str], reference: np.ndarray) -> dict[str, float]:
+def measure(encoder: OnnxEncoder, texts: list[str], reference: np.ndarray, grouped: bool) -> dict[str, float]:
     inputs = encoder._unpadded(texts)
     start = time.process_time()
     vectors = np.stack([encoder._embed_one(one) for one in inputs])
     cpu_ms = (time.process_time() - start) * 1000 / len(texts)
     cosines = (vectors * reference).sum(axis=1)
-    return {"mean": round(float(cosines.mean()), 4), "p1": round(float(np.percentile(cosines, 1)), 4),
-            "min": round(float(cosines.min()), 4), "cpu_ms": round(cpu_ms, 2)}
+    result = {"mean": round(float(cosines.mean()), 4), "p1": round(float(np.percentile(cosines, 1)), 4),
+              "min": round(float(cosines.min()), 4), "cpu_ms": round(cpu_ms, 2)}
+    if grouped:
+        encoder.texts_per_run = TEXTS_PER_RUN
+        start = time.process_time()
+        together = encoder.encode(texts, batch_size=256)
+        result["grouped_cpu_ms"] = round((time.process_time() - start) * 1000 / len(texts), 2)
+        result["grouped_equals_alone"] = bool(np.array_equal(together, vectors))
+        encoder.texts_per_run = 1
+    return result
 
 
 def main() -> None:
@@ -72,13 +81,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         exported = Path(scratch, "model.onnx")
         export_transformer(embedder.model, exported)
-        recipes = {"v1: every product int8": Path(scratch, "v1.onnx"), "v2: first layer's output products float32": Path(scratch, "v2.onnx")}
-        quantize_dynamic(str(exported), str(recipes["v1: every product int8"]), weight_type=QuantType.QInt8, per_channel=True)
-        quantise(exported, recipes["v2: first layer's output products float32"])
-        for _ in range(2):  # twice, alternating, so both recipes see the same machine; the second run counts
+        v1, v2, v3 = (Path(scratch, f"v{n}.onnx") for n in (1, 2, 3))
+        recipes = {"v1: every product int8": v1, "v2: first layer's output products float32": v2,
+                   "v3: v2, activations quantised per token": v3}
+        quantize_dynamic(str(exported), str(v1), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(str(exported), str(v2), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=_first_output_products(exported))
+        quantise(exported, v3)
+        for _ in range(2):  # twice, alternating, so the recipes see the same machine; the second run counts
             for name, path in recipes.items():
                 encoder.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                result["recipes"][name] = {kind: measure(encoder, batch, references[kind]) for kind, batch in texts.items()}
+                result["recipes"][name] = {kind: measure(encoder, batch, references[kind], path == v3)
+                                           for kind, batch in texts.items()}
     write_results(args.out, "int8_fidelity", result, render(result))
 
 
@@ -88,11 +102,14 @@ def render(r: dict) -> str:
         f"Command: `{r['command']}`  ",
         f"{machine_line(r['machine'])}\n",
         f"Texts: {', '.join(f'{n} {k}' for k, n in r['texts'].items())}. Cosine of each int8 vector to float32 "
-        "(mean / 1st percentile / min) and CPU ms per text, one text a run on one thread.\n",
+        "(mean / 1st percentile / min) and CPU ms per text on one thread, one text a run (and, for v3, in runs "
+        "of up to 64 texts of one length, as indexing runs them; `=` where their vectors equal those run alone).\n",
         "| recipe | phrases | facts | passages |", "|---|---|---|---|",
     ]
     for name, kinds in r["recipes"].items():
-        cells = [f"{v['mean']} / {v['p1']} / {v['min']}, {v['cpu_ms']} ms" for v in kinds.values()]
+        cells = [f"{v['mean']} / {v['p1']} / {v['min']}, {v['cpu_ms']} ms"
+                 + (f" ({v['grouped_cpu_ms']} ms in runs{', =' if v['grouped_equals_alone'] else ', differ'})"
+                    if "grouped_cpu_ms" in v else "") for v in kinds.values()]
         lines.append(f"| {name} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 

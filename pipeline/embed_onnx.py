@@ -27,21 +27,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
+logger = logging.getLogger(__name__)
+
 # How each precision's file is made, part of its cache key: change it when the export or quantisation does.
-RECIPES = {"float32": "onnx-export-v1", "int8": "onnx-dynamic-int8-per-channel-v2-first-outputs-float32"}
+RECIPES = {"float32": "onnx-export-v1", "int8": "onnx-dynamic-int8-per-channel-v3-first-outputs-float32-per-token"}
 CACHE_ENV = "HIPPOGRAPH_CACHE_DIR"
 PRECISIONS = tuple(RECIPES)
+TEXTS_PER_RUN = 64  # texts of one length in one int8 run
+GROUPING_WINDOW = 4096  # texts tokenised before grouping: bounds what waits in memory
+ACTIVATIONS_KEY, PER_TOKEN = "hippograph.activations", "per-token"  # written in an int8 file's metadata
 
 
 class OnnxEncoder:
-    """Runs a loaded SentenceTransformer's transformer through an ONNX Runtime session, one text per run.
+    """Runs a loaded SentenceTransformer's transformer through an ONNX Runtime session.
 
-    One text per run, because int8's dynamic quantisation scales each run's activations by their range:
-    in a batch, a text's vector would depend on its batch-mates (cosine to its vector alone down to
-    0.95), so a sharded index would differ from a single run. Alone, a text has no padding either, which
-    makes a run as fast per text as a batch. int8 (indexing: thousands of texts) runs texts on a pool of
-    threads, one per core (ONNX Runtime releases the GIL); float32 (a query: one text or a few) splits
-    each run over the cores instead, which answers a single question soonest.
+    A text's vector must not depend on the texts embedded with it, or a sharded index would differ from
+    a single run. The int8 model quantises each token by its own range (see `quantise`), so texts of one
+    length share a run, unpadded, up to `TEXTS_PER_RUN` of them: a run of many short texts uses the int8
+    products far better than one of a few tokens. Runs go to a pool of threads, one per core (ONNX
+    Runtime releases the GIL). float32 (a query: one text or a few) runs one text at a time, split over
+    the cores, which answers a single question soonest.
     """
 
     def __init__(self, model, dim: int, precision: str = "int8", cache_dir: Path | None = None, threads: int | None = None):
@@ -63,21 +68,43 @@ class OnnxEncoder:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.pooling = list(model)[1:]  # pooling, normalisation, any dense layer: run on each text's output
         self.mean_pooled = _is_mean_pooling_then_normalize(self.pooling)
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        # texts share a run only where no scale spans the run (a file quantised per token)
+        self.texts_per_run = TEXTS_PER_RUN if metadata.get(ACTIVATIONS_KEY) == PER_TOKEN else 1
 
     def encode(self, texts: list[str], batch_size: int, progress: bool = False) -> np.ndarray:
         """L2-normalised float32 rows. `batch_size` texts are tokenised at a time (the tokenizer is not
-        thread-safe, so the calling thread does it), then embedded one by one."""
+        thread-safe, so the calling thread does it); texts of one length then share runs, up to
+        `texts_per_run`, within windows of `GROUPING_WINDOW` texts."""
         from tqdm.auto import tqdm
 
         rows = np.zeros((len(texts), self.dim), np.float32)
+        window = GROUPING_WINDOW if self.texts_per_run > 1 else batch_size
         with contextlib.ExitStack() as stack:
             bar = stack.enter_context(tqdm(total=len(texts), desc="Texts", disable=not progress))
             run = stack.enter_context(ThreadPoolExecutor(self.threads)).map if self.parallel_texts else map
-            for start in range(0, len(texts), batch_size):
-                chunk = texts[start : start + batch_size]
-                rows[start : start + len(chunk)] = list(run(self._embed_one, self._unpadded(chunk)))
-                bar.update(len(chunk))
+            for start in range(0, len(texts), window):
+                inputs = [one for first in range(start, min(start + window, len(texts)), batch_size)
+                          for one in self._unpadded(texts[first : min(first + batch_size, start + window)])]
+                groups = self._same_length_runs(inputs)
+                for (indices, _), vectors in zip(groups, run(self._embed_run, [feed for _, feed in groups])):
+                    rows[start + indices] = vectors
+                bar.update(len(inputs))
         return rows
+
+    def _same_length_runs(self, inputs: list[dict[str, np.ndarray]]) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """Texts (their unpadded inputs) grouped by length into runs of up to `texts_per_run`: each run's
+        positions among `inputs` and its stacked inputs."""
+        by_length: dict[int, list[int]] = {}
+        for position, one in enumerate(inputs):
+            by_length.setdefault(one["input_ids"].shape[1], []).append(position)
+        runs = []
+        for positions in by_length.values():
+            for first in range(0, len(positions), self.texts_per_run):
+                members = positions[first : first + self.texts_per_run]
+                feed = {name: np.concatenate([inputs[i][name] for i in members]) for name in self.input_names}
+                runs.append((np.array(members), feed))
+        return runs
 
     def _unpadded(self, texts: list[str]) -> list[dict[str, np.ndarray]]:
         """Each text's model inputs as a batch of one, without the padding that tokenising together adds."""
@@ -86,23 +113,28 @@ class OnnxEncoder:
         return [{name: features[name].numpy()[row, mask[row]][None, :] for name in self.input_names} for row in range(len(texts))]
 
     def _embed_one(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self._embed_run(inputs)[0]
+
+    def _embed_run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The vectors of one run's texts, all of one length (no padding)."""
         hidden = self.session.run(None, inputs)[0]
-        if self.mean_pooled:  # a text alone has no padding: the mean of its token rows
-            vector = hidden[0].mean(axis=0)
+        if self.mean_pooled:  # no padding: the mean of each text's token rows
+            vectors = hidden.mean(axis=1)
         else:
             features = {"token_embeddings": torch.from_numpy(hidden), "attention_mask": torch.from_numpy(inputs["attention_mask"])}
             with torch.inference_mode():
                 for module in self.pooling:
                     features = module(features)
-            vector = features["sentence_embedding"][0].float().numpy()
-        return vector / (np.linalg.norm(vector) or 1)
+            vectors = features["sentence_embedding"].float().numpy()
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1, norms)
 
 
 def _is_mean_pooling_then_normalize(modules: list) -> bool:
     """Whether the modules after the transformer are sentence-transformers' mean pooling then
     normalisation (all-MiniLM-L6-v2's, and most of its family's): numpy then does their work, since
-    PyTorch's per-call overhead on one short text cost about 0.25 ms of CPU, 15% of an int8 phrase's
-    embedding (any other module list runs as the model's own modules)."""
+    PyTorch's per-call overhead cost a short int8 text about 14% of its embedding time
+    (`benchmarks/bench_embed_overheads.py`). Any other module list runs as the model's own modules."""
     if [type(module).__name__ for module in modules] != ["Pooling", "Normalize"]:
         return False
     pooling = modules[0]
@@ -161,12 +193,81 @@ def export_transformer(model, path: Path) -> None:
 def quantise(source: Path, target: Path) -> None:
     """Dynamic int8 quantisation of the weights, one scale per output channel (per-tensor scales lose
     too much: cosine to float32 about 0.96 against 0.99), all but the first layer's two output products
-    (see `_first_output_products`)."""
+    (see `_first_output_products`); then activations quantised per token (`quantise_activations_per_token`)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with _without_root_warnings():  # it advises pre-processing on the root logger: the host app's log
         quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
                          nodes_to_exclude=_first_output_products(source))
+    quantise_activations_per_token(target)
+
+
+def quantise_activations_per_token(path: Path) -> None:
+    """Rewrite ONNX Runtime's dynamic quantisation of activations, one scale for a whole run, into one
+    scale per token: each row of a product's input is quantised by its own largest magnitude, around
+    128 (uint8, so ONNX Runtime's fast uint8-by-int8 products serve). A text's vector then depends on
+    nothing else in its run, so texts of one length can share a run; and a token of small values keeps
+    its precision (mean cosine to float32 0.994-0.995 before, 0.996-0.997 after:
+    `benchmarks/results/int8_fidelity.md`). The row scales multiply each product's float output after
+    the weights' scales, so ONNX Runtime still fuses the product with its (now constant) run scale. A
+    graph of another shape is left as it was, and its texts keep one run each (`OnnxEncoder`)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    row_scale: dict[str, str] = {}  # quantised input -> its row scales
+    rewritten = []
+    for node in graph.node:
+        if node.op_type != "DynamicQuantizeLinear":
+            rewritten.append(node)
+            continue
+        source, (quantised, scale, zero_point) = node.input[0], node.output
+        rows = f"{node.name}_row"
+        rewritten += [
+            helper.make_node("Abs", [source], [f"{rows}_abs"]),
+            helper.make_node("ReduceMax", [f"{rows}_abs"], [f"{rows}_max"], axes=[-1], keepdims=1),
+            helper.make_node("Max", [f"{rows}_max", "per_token_tiny"], [f"{rows}_max_safe"]),
+            helper.make_node("Div", [f"{rows}_max_safe", "per_token_127"], [f"{rows}_scale"]),
+            helper.make_node("Div", [source, f"{rows}_scale"], [f"{rows}_scaled"]),
+            helper.make_node("Round", [f"{rows}_scaled"], [f"{rows}_rounded"]),
+            helper.make_node("Add", [f"{rows}_rounded", "per_token_128"], [f"{rows}_shifted"]),
+            helper.make_node("Clip", [f"{rows}_shifted", "per_token_0", "per_token_255"], [f"{rows}_clipped"]),
+            helper.make_node("Cast", [f"{rows}_clipped"], [quantised], to=TensorProto.UINT8),
+            helper.make_node("Identity", ["per_token_one"], [scale]),
+            helper.make_node("Identity", ["per_token_zero_point"], [zero_point]),
+        ]
+        row_scale[quantised] = f"{rows}_scale"
+    # each product's output (MatMulInteger -> Cast -> Mul by the scales), times its row scales
+    row_scaling = {}  # the Mul that applies a product's scales -> the Mul to add after it
+    for node in rewritten:
+        if node.op_type == "MatMulInteger" and node.input[0] in row_scale:
+            cast = consumers.get(node.output[0], [])
+            scaled = consumers.get(cast[0].output[0], []) if len(cast) == 1 and cast[0].op_type == "Cast" else []
+            if len(scaled) != 1 or scaled[0].op_type != "Mul":
+                logger.debug("int8 graph of an unexpected shape: activations keep one scale per run")
+                return
+            output = scaled[0].output[0]
+            scaled[0].output[0] = f"{output}_before_row_scales"
+            row_scaling[id(scaled[0])] = helper.make_node(
+                "Mul", [f"{output}_before_row_scales", row_scale[node.input[0]]], [output])
+    ordered = []
+    for node in rewritten:
+        ordered += [node, row_scaling[id(node)]] if id(node) in row_scaling else [node]
+    constants = {"per_token_tiny": (1e-12, np.float32), "per_token_127": (127.0, np.float32),
+                 "per_token_128": (128.0, np.float32), "per_token_0": (0.0, np.float32),
+                 "per_token_255": (255.0, np.float32), "per_token_one": (1.0, np.float32),
+                 "per_token_zero_point": (128, np.uint8)}
+    graph.initializer.extend(numpy_helper.from_array(np.array(value, kind), name) for name, (value, kind) in constants.items())
+    del graph.node[:]
+    graph.node.extend(ordered)
+    mark = model.metadata_props.add()
+    mark.key, mark.value = ACTIVATIONS_KEY, PER_TOKEN
+    onnx.save(model, str(path))
 
 
 def _first_output_products(path: Path) -> list[str]:
