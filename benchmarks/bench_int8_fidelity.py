@@ -3,12 +3,12 @@ the first layer's attention and feed-forward output products kept float32 (v2); 
 token's activations quantised by their own range instead of one range per run (v3, what
 `pipeline/embed_onnx.quantise` does now).
 
-    python benchmarks/bench_int8_fidelity.py STORE.duckdb [--sample 1000] [--out benchmarks/results]
+    python benchmarks/bench_int8_fidelity.py STORE.duckdb [--sample 1000] [--out benchmarks/results] [--name NAME]
 
 Texts: a seeded sample of the store's phrases and facts (as indexing embeds them) and of its passages.
 Per recipe and kind: cosine of each int8 vector to PyTorch's float32 one (mean, 1st percentile, min) and
 CPU milliseconds per text on one thread, one text per run, and for v3 also in runs of up to 64 texts
-of one length (as indexing runs them since v3). Writes int8_fidelity.json and .md.
+of one length (as indexing runs them since v3). Writes int8_fidelity.json and .md (or NAME.json and .md).
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("store", type=Path)
     parser.add_argument("--sample", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=ROOT / "results")
+    parser.add_argument("--name", default="int8_fidelity", help="results file name")
     args = parser.parse_args()
     embedder = Embedder("all-MiniLM-L6-v2", precision="float32")
     texts = sample_texts(args.store, args.sample)
@@ -93,7 +94,7 @@ def main() -> None:
                 encoder.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
                 result["recipes"][name] = {kind: measure(encoder, batch, references[kind], path == v3)
                                            for kind, batch in texts.items()}
-    write_results(args.out, "int8_fidelity", result, render(result))
+    write_results(args.out, args.name, result, render(result))
 
 
 def render(r: dict) -> str:

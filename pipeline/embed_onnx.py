@@ -208,7 +208,7 @@ def quantise_activations_per_token(path: Path) -> None:
     128 (uint8, so ONNX Runtime's fast uint8-by-int8 products serve). A text's vector then depends on
     nothing else in its run, so texts of one length can share a run; and a token of small values keeps
     its precision (mean cosine to float32 0.994-0.995 before, 0.996-0.997 after:
-    `benchmarks/results/int8_fidelity.md`). The row scales multiply each product's float output after
+    `benchmarks/results/int8_fidelity_avx512.md`). The row scales multiply each product's float output after
     the weights' scales, so ONNX Runtime still fuses the product with its (now constant) run scale. A
     graph of another shape is left as it was, and its texts keep one run each (`OnnxEncoder`)."""
     import onnx
