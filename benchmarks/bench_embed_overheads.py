@@ -18,25 +18,14 @@ import argparse
 import time
 from pathlib import Path
 
-import duckdb
 import numpy as np
 from bench_index import machine, write_results
+from bench_int8_fidelity import sample_texts
 
 from hippograph.pipeline.embed import Embedder
 from hippograph.pipeline.embed_onnx import OnnxEncoder
 
 ROOT = Path(__file__).resolve().parent
-
-
-def sample_texts(store: Path, size: int) -> dict[str, list[str]]:
-    con = duckdb.connect(str(store), read_only=True)
-    sample = f"USING SAMPLE {size} ROWS (reservoir, 5)"
-    texts = {
-        "phrases": [r[0] for r in con.execute(f"SELECT phrase FROM phrases {sample}").fetchall()],
-        "facts": [" ".join(r) for r in con.execute(f"SELECT subject, predicate, object FROM facts {sample}").fetchall()],
-    }
-    con.close()
-    return texts
 
 
 def pooling_rounds(embedder: Embedder, texts: list[str], rounds: int) -> dict[str, list[float]]:
@@ -81,7 +70,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     args = parser.parse_args()
-    texts = sample_texts(args.store, args.sample)
+    texts = sample_texts(args.store, args.sample, seed=5)
+    del texts["passages"]
     embedder = Embedder("all-MiniLM-L6-v2", "int8")
     pooling = pooling_rounds(embedder, texts["phrases"] + texts["facts"], args.rounds)
     one_thread = OnnxEncoder(embedder.model, embedder.dim, "int8", threads=1)

@@ -32,9 +32,10 @@ from hippograph.types import titled
 ROOT = Path(__file__).resolve().parent
 
 
-def sample_texts(store: Path, size: int) -> dict[str, list[str]]:
+def sample_texts(store: Path, size: int, seed: int = 7) -> dict[str, list[str]]:
+    """A seeded sample of `size` phrases, facts and passages of `store`, as indexing embeds them."""
     con = duckdb.connect(str(store), read_only=True)
-    sample = f"USING SAMPLE {size} ROWS (reservoir, 7)"
+    sample = f"USING SAMPLE {size} ROWS (reservoir, {seed})"
     texts = {
         "phrases": [r[0] for r in con.execute(f"SELECT phrase FROM phrases {sample}").fetchall()],
         "facts": [" ".join(r) for r in con.execute(f"SELECT subject, predicate, object FROM facts {sample}").fetchall()],
