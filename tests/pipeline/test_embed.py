@@ -220,3 +220,18 @@ def test_other_pooling_runs_the_models_own_modules():
     assert _is_mean_pooling_then_normalize([Pooling(384, pooling_mode="mean"), Normalize()])
     assert not _is_mean_pooling_then_normalize([Pooling(384, pooling_mode="cls"), Normalize()])
     assert not _is_mean_pooling_then_normalize([Pooling(384, pooling_mode="mean")])
+
+
+def test_int8_texts_of_one_length_share_a_run_and_keep_their_vectors_alone(tmp_path):
+    """Each token is quantised by its own range, so a run of many texts gives each the vector it gets alone."""
+    from hippograph.pipeline import embed_onnx
+
+    model = Embedder("all-MiniLM-L6-v2", precision="float32").model
+    encoder = embed_onnx.OnnxEncoder(model, 384, "int8", cache_dir=tmp_path)
+    assert encoder.texts_per_run == embed_onnx.TEXTS_PER_RUN  # the file says it is quantised per token
+    cities = ["Paris", "Rome", "Berlin", "Madrid", "London", "Vienna"]  # one word piece each
+    assert len(encoder._same_length_runs(encoder._unpadded(cities))) == 1
+    together = encoder.encode(cities, batch_size=256)
+    alone = np.stack([encoder.encode([city], batch_size=1)[0] for city in cities])
+    np.testing.assert_array_equal(together, alone)
+    assert len({vector.tobytes() for vector in together}) == len(cities)
