@@ -2,13 +2,14 @@
 questions.
 
 The model's transformer is exported to ONNX once and cached on disk, keyed by its weights, so later
-processes load it in a moment. Pooling and normalisation stay the model's own sentence-transformers
-modules, so any model of that family works. Each text runs on its own (see `OnnxEncoder`).
+processes load it in a moment. Pooling and normalisation are the model's own sentence-transformers
+modules (numpy's mean where those are mean pooling and normalisation), so any model of that family
+works. No text's vector depends on the texts embedded with it (see `OnnxEncoder`).
 
 - int8: most CPUs have no bf16 units but all recent ones multiply int8 quickly (AVX2, AVX512-VNNI,
   AVX-VNNI, AMX). The weights are quantised to int8 per output channel (ONNX Runtime's dynamic
-  quantisation: activations are quantised per run, by their range). Vectors come out within a cosine
-  of about 0.99 of the float32 ones, so only indexing uses int8.
+  quantisation), the activations per token, by their range (`quantise_activations_per_token`). Vectors
+  come out within a cosine of about 0.997 of the float32 ones, and only indexing uses int8.
 - float32: the same vectors as PyTorch's up to rounding (within 2e-6), for the one or few short texts of
   a query: about twice as fast as PyTorch there (`benchmarks/bench_query_embedding.py`).
 """
