@@ -34,7 +34,11 @@ logger = logging.getLogger(__name__)
 RECIPES = {"float32": "onnx-export-v1", "int8": "onnx-dynamic-int8-per-channel-v3-first-outputs-float32-per-token"}
 CACHE_ENV = "HIPPOGRAPH_CACHE_DIR"
 PRECISIONS = tuple(RECIPES)
-TEXTS_PER_RUN = 64  # texts of one length in one int8 run
+TEXTS_PER_RUN = 64  # texts of one length in one int8 run, at most
+# word pieces in one int8 run, at most: long texts gain nothing from sharing a run, and ONNX Runtime's
+# memory arena keeps room for the largest run it saw (passages in uncapped runs took the 2wiki index's
+# peak from 2.1 to 2.9 GB: benchmarks/results/index_2wiki_epyc_avx512_auto.md, its notes)
+TOKENS_PER_RUN = 1024
 GROUPING_WINDOW = 4096  # texts tokenised before grouping: bounds what waits in memory
 ACTIVATIONS_KEY, PER_TOKEN = "hippograph.activations", "per-token"  # written in an int8 file's metadata
 
@@ -94,15 +98,16 @@ class OnnxEncoder:
         return rows
 
     def _same_length_runs(self, inputs: list[dict[str, np.ndarray]]) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
-        """Texts (their unpadded inputs) grouped by length into runs of up to `texts_per_run`: each run's
-        positions among `inputs` and its stacked inputs."""
+        """Texts (their unpadded inputs) grouped by length into runs of up to `texts_per_run` texts and
+        `TOKENS_PER_RUN` word pieces: each run's positions among `inputs` and its stacked inputs."""
         by_length: dict[int, list[int]] = {}
         for position, one in enumerate(inputs):
             by_length.setdefault(one["input_ids"].shape[1], []).append(position)
         runs = []
-        for positions in by_length.values():
-            for first in range(0, len(positions), self.texts_per_run):
-                members = positions[first : first + self.texts_per_run]
+        for length, positions in by_length.items():
+            per_run = max(1, min(self.texts_per_run, TOKENS_PER_RUN // length))
+            for first in range(0, len(positions), per_run):
+                members = positions[first : first + per_run]
                 feed = {name: np.concatenate([inputs[i][name] for i in members]) for name in self.input_names}
                 runs.append((np.array(members), feed))
         return runs
