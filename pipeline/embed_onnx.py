@@ -118,9 +118,6 @@ class OnnxEncoder:
         mask = features["attention_mask"].numpy().astype(bool)
         return [{name: features[name].numpy()[row, mask[row]][None, :] for name in self.input_names} for row in range(len(texts))]
 
-    def _embed_one(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        return self._embed_run(inputs)[0]
-
     def _embed_run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """The vectors of one run's texts, all of one length (no padding)."""
         hidden = self.session.run(None, inputs)[0]
@@ -139,8 +136,9 @@ class OnnxEncoder:
 def _is_mean_pooling_then_normalize(modules: list) -> bool:
     """Whether the modules after the transformer are sentence-transformers' mean pooling then
     normalisation (all-MiniLM-L6-v2's, and most of its family's): numpy then does their work, since
-    PyTorch's per-call overhead cost a short int8 text about 14% of its embedding time
-    (`benchmarks/bench_embed_overheads.py`). Any other module list runs as the model's own modules."""
+    PyTorch's per-call overhead cost a short int8 text about 14% of its embedding time in a run of its
+    own, 2% in shared runs (`benchmarks/bench_embed_overheads.py`). Any other module list runs as the
+    model's own modules."""
     if [type(module).__name__ for module in modules] != ["Pooling", "Normalize"]:
         return False
     pooling = modules[0]
