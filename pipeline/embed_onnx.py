@@ -66,10 +66,10 @@ class OnnxEncoder:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # its warnings about the optimised graph are not the user's business
         options.intra_op_num_threads = 1 if self.parallel_texts else self.threads
-        # Its threads spin while a run lasts (waking them for each of the model's small operators costs a
-        # question about a fifth of its time) and stop when the run returns: threads left spinning take
-        # the cores from the query's next step (on two cores, the PageRank after a question's embedding
-        # slowed down several times). benchmarks/results/query_spinning_avx512.md
+        # Its threads spin while a run lasts (waking them for each of the model's many small operators cost
+        # a query's embedding about 15% of its time) and stop when the run returns: threads left spinning
+        # take the cores from the query's next step (on two cores, the PageRank after a question's
+        # embedding slowed down several times). benchmarks/results/query_spinning_avx512.md
         options.add_session_config_entry("session.intra_op.allow_spinning", "1")
         options.add_session_config_entry("session.force_spinning_stop", "1")
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
