@@ -232,15 +232,17 @@ def _auto_takes_bfloat16() -> bool:
 
 
 def _cpu_has_amx() -> bool:
-    import torch
-
-    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(check and check())
+    return _torch_cpu_reports("_is_amx_tile_supported")
 
 
 def _cpu_has_native_bf16() -> bool:
     """bf16 autocast is only a speed-up where the CPU computes bf16 natively (AVX512-BF16 or AMX)."""
+    return _torch_cpu_reports("_is_avx512_bf16_supported")
+
+
+def _torch_cpu_reports(check: str) -> bool:
+    """What PyTorch's CPU feature check `check` says; False where this PyTorch lacks it."""
     import torch
 
-    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    return bool(check and check())
+    found = getattr(torch.cpu, check, None)
+    return bool(found and found())

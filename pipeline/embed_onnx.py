@@ -198,15 +198,21 @@ def export_transformer(model, path: Path) -> None:
 
 
 def quantise(source: Path, target: Path) -> None:
+    """The int8 file: weights quantised (`quantise_weights`), then activations per token
+    (`quantise_activations_per_token`)."""
+    quantise_weights(source, target)
+    quantise_activations_per_token(target)
+
+
+def quantise_weights(source: Path, target: Path) -> None:
     """Dynamic int8 quantisation of the weights, one scale per output channel (per-tensor scales lose
     too much: cosine to float32 about 0.96 against 0.99), all but the first layer's two output products
-    (see `_first_output_products`); then activations quantised per token (`quantise_activations_per_token`)."""
+    (see `_first_output_products`); its activations keep ONNX Runtime's one scale per run."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with _without_root_warnings():  # it advises pre-processing on the root logger: the host app's log
         quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
                          nodes_to_exclude=_first_output_products(source))
-    quantise_activations_per_token(target)
 
 
 def quantise_activations_per_token(path: Path) -> None:
