@@ -1259,10 +1259,21 @@ def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     return _attach(path, "READ_ONLY")
 
 
+# Rows per row group of what a writer appends. DuckDB appends to a table's last row group while it has
+# room, and at a checkpoint rewrites the row groups a write changed, merging small ones into it: at its
+# default (122,880 rows, 1.5 KB a vector row) a 1% write into a 4 GB store rewrote up to hundreds of
+# megabytes, 2-9 s of checkpoint. DuckDB's smallest size (its vector size) bounds that, and reads as fast
+# (`benchmarks/bench_checkpoint.py`, `bench_publish_steps.py --row-group-size`). None: DuckDB's default.
+STAGING_ROW_GROUP_SIZE: int | None = 2048
+
+
 def _open_staging(path: Path) -> duckdb.DuckDBPyConnection:
     """A connection to write `<store>.next` with. It is checkpointed before it is published, and thrown
     away if the writer fails or dies, so a write-ahead log would only write every change twice."""
-    return _attach(path, "RECOVERY_MODE no_wal_writes")
+    options = "RECOVERY_MODE no_wal_writes"
+    if STAGING_ROW_GROUP_SIZE:
+        options += f", ROW_GROUP_SIZE {STAGING_ROW_GROUP_SIZE}"
+    return _attach(path, options)
 
 
 def _attach(path: Path, options: str) -> duckdb.DuckDBPyConnection:

@@ -407,6 +407,31 @@ def test_incremental_index_runs_replay_instead_of_copying(tmp_path, small_docs, 
     assert memory.retrieve("Who founded the Kettleby Gazette?", mode="bm25").passages
 
 
+def row_group_blocks(db: Path, table: str) -> dict[int, list[int]]:
+    """Each row group of `table` -> the blocks its segments lie in."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return dict(con.execute(
+            f"SELECT row_group_id, list(block_id ORDER BY column_id, segment_id) FROM pragma_storage_info('{table}') "
+            "GROUP BY row_group_id").fetchall())
+    finally:
+        con.close()
+
+
+def test_a_small_write_leaves_the_row_groups_before_it_alone(tmp_path, clock):
+    """DuckDB rewrites each row group a write changed when it checkpoints, appends into it included: writers
+    append in small row groups, so a small write into a large store rewrites little
+    (`STAGING_ROW_GROUP_SIZE`; DuckDB's default would hold all these rows in one group, rewritten whole)."""
+    db = tmp_path / "s.duckdb"
+    run(db, ("write", [f"d{i}" for i in range(3000)], 0))
+    before = row_group_blocks(db, "memory_keys")
+    assert len(before) >= 3
+    for doc_id, published_by in (("one-more", "copy"), ("two-more", "twin")):
+        assert run(db, ("write", [doc_id], 0)) == published_by
+        after = row_group_blocks(db, "memory_keys")
+        assert [g for g in before if after.get(g) != before[g]] in ([], [max(before)])  # the last, partly filled
+
+
 def test_after_a_write_that_changed_much_of_the_store_the_next_write_copies(tmp_path, clock, monkeypatch):
     """Replaying a delta nearly as large as the store costs more than copying it: past a share of the
     store's size (`_REPLAY_AT_MOST`, here set just under this delta's share), the next write copies."""
