@@ -1261,8 +1261,8 @@ def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
 
 # Rows per row group of what a writer appends. DuckDB appends to a table's last row group while it has
 # room, and at a checkpoint rewrites the row groups a write changed, merging small ones into it: at its
-# default (122,880 rows, 1.5 KB a vector row) a 1% write into a 4 GB store rewrote up to hundreds of
-# megabytes, 2-9 s of checkpoint. DuckDB's smallest size (its vector size) bounds that, and reads as fast
+# default (122,880 rows, 1.5 KB a vector row) a 1% write into a 4 GB store could rewrite hundreds of
+# megabytes, checkpoints of up to 9 s. DuckDB's smallest size (its vector size) bounds that, reads as fast
 # (`benchmarks/bench_checkpoint.py`, `bench_publish_steps.py --row-group-size`). None: DuckDB's default.
 STAGING_ROW_GROUP_SIZE: int | None = 2048
 
