@@ -107,9 +107,10 @@ def main() -> None:
                "small_writes": small_writes(store, size, args.rounds), **rewrite_and_read(store, size)}
         print(json.dumps(row), flush=True)
         rows.append(row)
+    table = render(rows, store.name, args)
     (RESULTS / f"{args.name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (RESULTS / f"{args.name}.md").write_text(render(rows, store.name, args))
-    print(render(rows, store.name, args))
+    (RESULTS / f"{args.name}.md").write_text(table)
+    print(table)
 
 
 def render(rows: list[dict], store: str, args: argparse.Namespace) -> str:
