@@ -25,9 +25,17 @@ def chunk_documents(documents: Sequence[Document], count_tokens: TokenCounter, m
     """
     passages: list[Passage] = []
     title_tokens = count_tokens([d.title for d in documents])
-    for document, title_cost in zip(documents, title_tokens):
+    # Most documents fit in one passage, which is their text with its whitespace collapsed (what joining
+    # their sentences gives): one batched count finds them, and only the rest meet the sentencizer, which
+    # cost about a millisecond a document.
+    whole_texts = [" ".join(d.text.split()) for d in documents]
+    whole_tokens = count_tokens(whole_texts)
+    for document, whole_text, text_cost, title_cost in zip(documents, whole_texts, whole_tokens, title_tokens):
         budget = max(max_tokens - title_cost - 1, _MIN_BUDGET)
-        chunks = _pack(sentences(document.text), count_tokens, budget)
+        if text_cost <= budget:
+            chunks = [whole_text] if whole_text else []
+        else:
+            chunks = _pack(_spaced_sentences(document.text), count_tokens, budget)
         passages.extend(
             Passage(f"{document.doc_id}#{i}", document.doc_id, i, document.title, chunk) for i, chunk in enumerate(chunks)
         )
@@ -36,11 +44,19 @@ def chunk_documents(documents: Sequence[Document], count_tokens: TokenCounter, m
 
 def sentences(text: str) -> list[str]:
     """The sentences of a text, paragraph by paragraph (a rule-based sentencizer: no model)."""
+    return [sentence for sentence, _ in _spaced_sentences(text)]
+
+
+def _spaced_sentences(text: str) -> list[tuple[str, str]]:
+    """Each sentence with what follows it in the whitespace-collapsed text: a space, or nothing where
+    the sentencizer cut between two characters (`album. "` | `When ...`), so passages keep the text as
+    it was written."""
     sentencizer = _sentencizer()
     found = []
     for paragraph in re.split(r"\n\s*\n", text):
         for segment in _segments(" ".join(paragraph.split())):
-            found.extend(s.text for s in sentencizer(segment).sents if s.text.strip())
+            spans = [s for s in sentencizer(segment).sents if s.text.strip()]
+            found.extend((s.text, " " if s.text_with_ws != s.text or i == len(spans) - 1 else "") for i, s in enumerate(spans))
     return found
 
 
@@ -55,28 +71,33 @@ def _segments(paragraph: str) -> Iterator[str]:
         yield paragraph
 
 
-def _pack(sentences: list[str], count_tokens: TokenCounter, max_tokens: int) -> list[str]:
-    """Greedily fill chunks with consecutive sentences."""
+def _pack(sentences: list[tuple[str, str]], count_tokens: TokenCounter, max_tokens: int) -> list[str]:
+    """Greedily fill chunks with consecutive sentences, each followed by its spacing."""
     chunks: list[str] = []
     current: list[str] = []
     used = 0
-    for sentence, tokens in _fitting_pieces(sentences, count_tokens, max_tokens):
+    for piece, spacing, tokens in _fitting_pieces(sentences, count_tokens, max_tokens):
         if current and used + tokens > max_tokens:
-            chunks.append(" ".join(current))
+            chunks.append("".join(current).rstrip())
             current, used = [], 0
-        current.append(sentence)
+        current.append(piece + spacing)
         used += tokens
     if current:
-        chunks.append(" ".join(current))
+        chunks.append("".join(current).rstrip())
     return chunks
 
 
-def _fitting_pieces(sentences: list[str], count_tokens: TokenCounter, max_tokens: int) -> Iterator[tuple[str, int]]:
-    for sentence, tokens in zip(sentences, count_tokens(sentences)):
+def _fitting_pieces(
+    sentences: list[tuple[str, str]], count_tokens: TokenCounter, max_tokens: int
+) -> Iterator[tuple[str, str, int]]:
+    """Sentences, and the pieces of those over the budget: each with its spacing and word pieces."""
+    for (sentence, spacing), tokens in zip(sentences, count_tokens([s for s, _ in sentences])):
         if tokens <= max_tokens:
-            yield sentence, tokens
+            yield sentence, spacing, tokens
         else:
-            yield from _split_long_sentence(sentence, tokens, count_tokens, max_tokens)
+            pieces = list(_split_long_sentence(sentence, tokens, count_tokens, max_tokens))
+            for i, (piece, piece_tokens) in enumerate(pieces):
+                yield piece, spacing if i == len(pieces) - 1 else " ", piece_tokens
 
 
 def _split_long_sentence(

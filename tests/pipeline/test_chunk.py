@@ -128,3 +128,18 @@ def test_a_long_run_without_spaces_is_split_to_fit_the_window(embedder):
     assert max(counts) <= window
     assert min(counts[:-1]) > window * 0.6  # filled, not cut into crumbs
     assert "".join(p.text for p in passages).replace(" ", "") == text.replace(" ", "")  # nothing lost
+
+
+def test_documents_that_fit_skip_the_sentencizer_and_come_out_the_same(embedder):
+    """A document whose whole text fits is one passage without sentence splitting: the same passage
+    splitting and packing its sentences would make, paragraphs and runs of spaces included."""
+    from hippograph.pipeline.chunk import _pack, _spaced_sentences
+
+    docs = [Document(f"d{n}", "Title", "\n\n  ".join(["  ".join(sentences(n)), "A second paragraph."])) for n in range(12)]
+    docs.append(Document("blank", "Title", " \n\n "))
+    passages = chunk_documents(docs, embedder.count_tokens, 60)
+    budget = 60 - embedder.count_tokens(["Title"])[0] - 1
+    expected = [(d.doc_id, text) for d in docs for text in _pack(_spaced_sentences(d.text), embedder.count_tokens, budget)]
+    assert [(p.doc_id, p.text) for p in passages] == expected
+    assert sum(1 for n in embedder.count_tokens([d.text for d in docs]) if n <= budget) >= 3  # both paths ran
+    assert sum(1 for n in embedder.count_tokens([d.text for d in docs]) if n > budget) >= 3
