@@ -540,3 +540,25 @@ def test_graph_data_holds_each_distinct_string_once_and_equals_the_tables(demo_s
     for text in data.phrases + phrases + [a for a, _, _ in data.synonyms] + passage_ids:
         assert objects.setdefault(text, text) is text
     assert data.synonyms and data.fact_passages
+
+
+def test_a_reader_caps_duckdbs_memory_and_spills_outside_the_working_directory(small_store, tmp_path, monkeypatch):
+    """A reader's DuckDB would otherwise cache every block it scans (a 101k-passage store's read peaked at
+    6.9 GB); capped, a sort larger than the cap spills to a directory of its own, not `.tmp` in the
+    working directory, and the directory goes with the connection."""
+    working = tmp_path / "working"
+    working.mkdir()
+    monkeypatch.chdir(working)
+    monkeypatch.setattr(store_module, "READ_MEMORY_LIMIT", "128MB")
+    with open_store(small_store) as store:
+        limit = store.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        spill = Path(store.con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
+        sorted_rows = store.con.execute(  # about 200 MB of strings to sort under a 128 MB cap
+            "SELECT count(*) FROM (SELECT repeat('x', 200) || i::VARCHAR AS s FROM range(1000000) t(i) ORDER BY s)"
+        ).fetchall()[0][0]
+        assert spill.is_dir()  # the sort spilled
+        assert spill.is_absolute() and working not in spill.parents
+    assert limit == "122.0 MiB"  # 128 MB
+    assert sorted_rows == 1_000_000
+    assert not spill.exists()
+    assert list(working.iterdir()) == []
