@@ -9,9 +9,9 @@ The graph is undirected; parallel edges (a fact pair that is also a synonym pair
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import igraph as ig
 import numpy as np
@@ -21,12 +21,27 @@ from scipy import sparse
 from hippograph.indexing.store import GraphData
 
 
-@dataclass
 class PassageGraph:
-    graph: ig.Graph
-    phrase_index: dict[str, int]  # phrase -> vertex id; passages follow the phrases
-    passage_offset: int  # vertex id of passage i is passage_offset + i
-    phrase_passage_counts: np.ndarray  # passages each phrase occurs in, by phrase vertex id
+    """The graph as a symmetric sparse adjacency matrix (what PageRank reads), and as an igraph `Graph`
+    with vertex names and kinds, made from it on first use (PRPACK, export): a query process running
+    the power solver never holds the igraph copy, a few hundred megabytes at 100k passages."""
+
+    def __init__(self, adjacency: sparse.csr_matrix, names: Sequence[str], phrase_index: dict[str, int],
+                 passage_offset: int, phrase_passage_counts: np.ndarray):
+        self.adjacency = adjacency  # edge weights, both directions; parallel edges summed, no loops
+        self.names = names  # vertex names: phrases, then "passage:<id>"
+        self.phrase_index = phrase_index  # phrase -> vertex id; passages follow the phrases
+        self.passage_offset = passage_offset  # vertex id of passage i is passage_offset + i
+        self.phrase_passage_counts = phrase_passage_counts  # passages each phrase occurs in, by phrase vertex id
+
+    @functools.cached_property
+    def graph(self) -> ig.Graph:
+        upper = sparse.triu(self.adjacency, k=1).tocoo()  # each undirected edge once
+        graph = ig.Graph(n=self.adjacency.shape[0], edges=np.column_stack([upper.row, upper.col]), directed=False)
+        graph.es["weight"] = upper.data.tolist()
+        graph.vs["name"] = list(self.names)
+        graph.vs["kind"] = ["phrase"] * self.passage_offset + ["passage"] * (len(self.names) - self.passage_offset)
+        return graph
 
 
 def build_graph(data: GraphData, passage_ids: Sequence[str], synonym_threshold: float = 0.0) -> PassageGraph:
@@ -52,12 +67,15 @@ def build_graph(data: GraphData, passage_ids: Sequence[str], synonym_threshold: 
     edges = np.concatenate([fact_edges, links, synonym_ends[kept]])
     weights = np.concatenate([passages_seen.astype(np.float64), np.ones(len(links)), similarity[kept]])
 
-    graph = ig.Graph(n=offset + len(passage_ids), edges=edges, directed=False)
-    graph.es["weight"] = weights.tolist()
-    graph.vs["name"] = list(data.phrases) + [f"passage:{pid}" for pid in passage_ids]
-    graph.vs["kind"] = ["phrase"] * offset + ["passage"] * len(passage_ids)
-    graph.simplify(multiple=True, loops=True, combine_edges={"weight": "sum"})
-    return PassageGraph(graph, phrase_index, offset, counts)
+    edges, weights = edges[edges[:, 0] != edges[:, 1]], weights[edges[:, 0] != edges[:, 1]]  # no loops
+    vertices = offset + len(passage_ids)
+    # both directions of every edge; converting to CSR sums duplicates, so parallel edges merge by summing
+    adjacency = sparse.coo_matrix(
+        (np.concatenate([weights, weights]), (np.concatenate([edges[:, 0], edges[:, 1]]), np.concatenate([edges[:, 1], edges[:, 0]]))),
+        shape=(vertices, vertices),
+    ).tocsr()
+    names = list(data.phrases) + [f"passage:{pid}" for pid in passage_ids]
+    return PassageGraph(adjacency, names, phrase_index, offset, counts)
 
 
 def vertex_pairs(pairs, first: dict[str, int], second: dict[str, int], count: int, dtype=np.int64) -> np.ndarray:
@@ -93,8 +111,11 @@ class PowerIteration:
     16 (`benchmarks/bench_pagerank_tolerance.py`; at 1e-4 one question's top 10 changed).
     """
 
-    def __init__(self, graph: ig.Graph, tolerance: float = 1e-5, max_steps: int = 1000):
-        adjacency = graph.get_adjacency_sparse(attribute="weight").tocsr().astype(np.float64)
+    def __init__(self, graph: ig.Graph | sparse.spmatrix, tolerance: float = 1e-5, max_steps: int = 1000):
+        """`graph`: an undirected igraph `Graph` with edge weights, or its symmetric adjacency matrix."""
+        if not sparse.issparse(graph):
+            graph = graph.get_adjacency_sparse(attribute="weight")
+        adjacency = graph.tocsr().astype(np.float64)
         degree = np.asarray(adjacency.sum(axis=1)).ravel()
         inverse = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)
         transition = (adjacency @ sparse.diags(inverse)).tocsr().sorted_indices()  # symmetric graph: A D^-1

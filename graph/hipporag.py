@@ -51,7 +51,7 @@ class HippoRAGGraph:
         # (subject, object) phrase vertex of each fact, -1 for none
         ends = ((s, o) for s, _, o in data.facts)
         self.fact_phrases = vertex_pairs(ends, index, index, len(data.facts), np.int32)
-        self._power = PowerIteration(self.graph.graph) if config.pagerank_solver == "power" else None
+        self._power = PowerIteration(self.graph.adjacency) if config.pagerank_solver == "power" else None
 
     def search_many(
         self, query_vectors: np.ndarray, dense_scores: np.ndarray,

@@ -88,6 +88,18 @@ def test_parallel_edges_are_summed():
     assert len(got) == 7  # 2 phrase-phrase + 5 context
 
 
+def test_the_adjacency_is_the_igraph_graphs_and_the_igraph_graph_is_made_only_when_asked():
+    """PageRank reads the adjacency matrix; the igraph graph (PRPACK, export) is made from it on first
+    use, so a query process on the power solver never holds it."""
+    built = build_graph(graph_data(FACT_PASSAGES + [("kettleby", "near", "kettleby", "p1")],
+                                   [("kettleby", "veloria bridge", 0.85), ("veloria bridge", "ada marsh", 0.5)]), PASSAGES)
+    assert "graph" not in vars(built)
+    adjacency = built.adjacency.toarray()
+    assert np.array_equal(adjacency, adjacency.T) and not adjacency.diagonal().any()  # undirected, no loops
+    assert adjacency[0, 2] == 2 + 0.5  # "designed" in two passages, plus the synonym pair: summed
+    np.testing.assert_array_equal(built.graph.get_adjacency_sparse(attribute="weight").toarray(), adjacency)
+
+
 def test_records_naming_unknown_phrases_or_passages_add_no_edges():
     data = graph_data(
         FACT_PASSAGES + [("ada marsh", "met", "nobody known", "p1"), ("kettleby", "is", "kettleby", "p1")],
