@@ -1,4 +1,5 @@
-"""The passage-entity graph (HippoRAG 2) in igraph: phrase nodes, passage nodes, and three edge kinds.
+"""The passage-entity graph (HippoRAG 2): phrase nodes, passage nodes, and three edge kinds, as the sparse
+adjacency matrix PageRank reads (and an igraph graph, made from it when asked for).
 
 - fact edges between a triple's subject and object phrases, weighted by how often the pair was seen;
 - context edges between a passage and each phrase it mentions (weight 1);
@@ -67,13 +68,12 @@ def build_graph(data: GraphData, passage_ids: Sequence[str], synonym_threshold: 
     edges = np.concatenate([fact_edges, links, synonym_ends[kept]])
     weights = np.concatenate([passages_seen.astype(np.float64), np.ones(len(links)), similarity[kept]])
 
-    edges, weights = edges[edges[:, 0] != edges[:, 1]], weights[edges[:, 0] != edges[:, 1]]  # no loops
+    not_loop = edges[:, 0] != edges[:, 1]
+    first, second, weights = edges[not_loop, 0], edges[not_loop, 1], weights[not_loop]
     vertices = offset + len(passage_ids)
-    # both directions of every edge; converting to CSR sums duplicates, so parallel edges merge by summing
-    adjacency = sparse.coo_matrix(
-        (np.concatenate([weights, weights]), (np.concatenate([edges[:, 0], edges[:, 1]]), np.concatenate([edges[:, 1], edges[:, 0]]))),
-        shape=(vertices, vertices),
-    ).tocsr()
+    # each edge in both directions; converting to CSR sums duplicates, so parallel edges merge by summing
+    rows, columns = np.concatenate([first, second]), np.concatenate([second, first])
+    adjacency = sparse.coo_matrix((np.concatenate([weights, weights]), (rows, columns)), shape=(vertices, vertices)).tocsr()
     names = list(data.phrases) + [f"passage:{pid}" for pid in passage_ids]
     return PassageGraph(adjacency, names, phrase_index, offset, counts)
 
