@@ -17,12 +17,9 @@ from hippograph.pipeline import embed
 
 
 def encode_in_int8(self: embed.Embedder, texts, progress: bool = False, batch_size: int | None = None) -> np.ndarray:
-    if not texts:
+    if not texts:  # encode_corpus hands empty lists back to encode
         return np.zeros((0, self.dim), dtype=np.float32)
-    with self._lock:
-        if self._int8 is None:
-            self._int8 = embed._load_int8(self.model, self.name, self.dim)
-        return self._int8.encode(list(texts), batch_size or self.batch_size, progress)
+    return self.encode_corpus(texts, progress, batch_size)
 
 
 if __name__ == "__main__":

@@ -27,21 +27,25 @@ class PassageGraph:
     with vertex names and kinds, made from it on first use (PRPACK, export): a query process running
     the power solver never holds the igraph copy, a few hundred megabytes at 100k passages."""
 
-    def __init__(self, adjacency: sparse.csr_matrix, names: Sequence[str], phrase_index: dict[str, int],
-                 passage_offset: int, phrase_passage_counts: np.ndarray):
+    def __init__(self, adjacency: sparse.csr_matrix, phrase_index: dict[str, int], passage_ids: Sequence[str],
+                 phrase_passage_counts: np.ndarray):
         self.adjacency = adjacency  # edge weights, both directions; parallel edges summed, no loops
-        self.names = names  # vertex names: phrases, then "passage:<id>"
         self.phrase_index = phrase_index  # phrase -> vertex id; passages follow the phrases
-        self.passage_offset = passage_offset  # vertex id of passage i is passage_offset + i
+        self.passage_ids = passage_ids
         self.phrase_passage_counts = phrase_passage_counts  # passages each phrase occurs in, by phrase vertex id
+
+    @property
+    def passage_offset(self) -> int:
+        """Vertex id of passage 0: passage i is passage_offset + i."""
+        return len(self.phrase_index)
 
     @functools.cached_property
     def graph(self) -> ig.Graph:
         upper = sparse.triu(self.adjacency, k=1).tocoo()  # each undirected edge once
         graph = ig.Graph(n=self.adjacency.shape[0], edges=np.column_stack([upper.row, upper.col]), directed=False)
         graph.es["weight"] = upper.data.tolist()
-        graph.vs["name"] = list(self.names)
-        graph.vs["kind"] = ["phrase"] * self.passage_offset + ["passage"] * (len(self.names) - self.passage_offset)
+        graph.vs["name"] = list(self.phrase_index) + [f"passage:{pid}" for pid in self.passage_ids]
+        graph.vs["kind"] = ["phrase"] * self.passage_offset + ["passage"] * len(self.passage_ids)
         return graph
 
 
@@ -74,8 +78,7 @@ def build_graph(data: GraphData, passage_ids: Sequence[str], synonym_threshold: 
     # each edge in both directions; converting to CSR sums duplicates, so parallel edges merge by summing
     rows, columns = np.concatenate([first, second]), np.concatenate([second, first])
     adjacency = sparse.coo_matrix((np.concatenate([weights, weights]), (rows, columns)), shape=(vertices, vertices)).tocsr()
-    names = list(data.phrases) + [f"passage:{pid}" for pid in passage_ids]
-    return PassageGraph(adjacency, names, phrase_index, offset, counts)
+    return PassageGraph(adjacency, phrase_index, passage_ids, counts)
 
 
 def vertex_pairs(pairs, first: dict[str, int], second: dict[str, int], count: int, dtype=np.int64) -> np.ndarray:
@@ -115,7 +118,7 @@ class PowerIteration:
         """`graph`: an undirected igraph `Graph` with edge weights, or its symmetric adjacency matrix."""
         if not sparse.issparse(graph):
             graph = graph.get_adjacency_sparse(attribute="weight")
-        adjacency = graph.tocsr().astype(np.float64)
+        adjacency = graph.tocsr().astype(np.float64, copy=False)  # read only: no copy needed
         degree = np.asarray(adjacency.sum(axis=1)).ravel()
         inverse = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)
         transition = (adjacency @ sparse.diags(inverse)).tocsr().sorted_indices()  # symmetric graph: A D^-1
