@@ -60,13 +60,17 @@ class Embedder:
         return "int8" if self.wants_int8 else "bfloat16" if self.bfloat16 else "float32"
 
     def encode(self, texts: Sequence[str], progress: bool = False, batch_size: int | None = None) -> np.ndarray:
-        """Vectors of questions and other query-time texts, in full (or native bf16) precision."""
+        """Vectors of questions and other query-time texts, in full (or native bf16) precision. On ONNX
+        Runtime the texts share packed runs: a vector then moves with its neighbours by rounding only."""
+        return self._encode_full(texts, progress, batch_size, pack=True)
+
+    def _encode_full(self, texts: Sequence[str], progress: bool, batch_size: int | None, pack: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
             onnx = self._onnx_float32()
             if onnx is not None:
-                return onnx.encode(list(texts), batch_size or self.batch_size, progress)
+                return onnx.encode(list(texts), batch_size or self.batch_size, progress, pack=pack)
             return self._encode_torch(texts, progress, batch_size)
 
     def _encode_torch(self, texts: Sequence[str], progress: bool = False, batch_size: int | None = None) -> np.ndarray:
@@ -83,8 +87,8 @@ class Embedder:
     def encode_corpus(self, texts: Sequence[str], progress: bool = False, batch_size: int | None = None) -> np.ndarray:
         """Vectors of indexed texts, in the corpus precision (int8: about 2x less CPU time than float32
         on an AVX2 CPU)."""
-        if not texts or not self.wants_int8:
-            return self.encode(texts, progress, batch_size)
+        if not texts or not self.wants_int8:  # each text in a run of its own: a shard's vectors equal a whole run's
+            return self._encode_full(texts, progress, batch_size, pack=False)
         with self._lock:
             if self._int8 is None:
                 self._int8 = _load_int8(self.model, self.name, self.dim)

@@ -11,7 +11,10 @@ works. No text's vector depends on the texts embedded with it (see `OnnxEncoder`
   quantisation), the activations per token, by their range (`quantise_activations_per_token`). Vectors
   come out within a cosine of about 0.997 of the float32 ones, and only indexing uses int8.
 - float32: the same vectors as PyTorch's up to rounding (within 2e-6), for the one or few short texts of
-  a query: about twice as fast as PyTorch there (`benchmarks/bench_query_embedding.py`).
+  a query: about twice as fast as PyTorch there (`benchmarks/bench_query_embedding.py`). A query's texts
+  (a question and the names it links, or a round of clues) share one run, packed one after another with
+  an attention mask that keeps each text to itself: a run reads every weight of the model, and a run of a
+  few word pieces costs little more than that read (`benchmarks/results/packed_query_texts_*.md`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import torch
 logger = logging.getLogger(__name__)
 
 # How each precision's file is made, part of its cache key: change it when the export or quantisation does.
-RECIPES = {"float32": "onnx-export-v1", "int8": "onnx-dynamic-int8-per-channel-v3-first-outputs-float32-per-token"}
+RECIPES = {"float32": "onnx-export-packed-v2", "int8": "onnx-dynamic-int8-per-channel-v3-first-outputs-float32-per-token"}
 CACHE_ENV = "HIPPOGRAPH_CACHE_DIR"
 PRECISIONS = tuple(RECIPES)
 TEXTS_PER_RUN = 64  # texts of one length in one int8 run, at most
@@ -40,6 +43,7 @@ TEXTS_PER_RUN = 64  # texts of one length in one int8 run, at most
 # peak from 2.1 to 2.9 GB: benchmarks/results/index_2wiki_epyc_avx512_auto.md, its notes)
 TOKENS_PER_RUN = 1024
 GROUPING_WINDOW = 4096  # texts tokenised before grouping: bounds what waits in memory
+PACKED_TOKENS = 256  # word pieces of a float32 run that packs a query's texts, at most
 ACTIVATIONS_KEY, PER_TOKEN = "hippograph.activations", "per-token"  # written in an int8 file's metadata
 
 
@@ -50,8 +54,10 @@ class OnnxEncoder:
     a single run. The int8 model quantises each token by its own range (see `quantise`), so texts of one
     length share a run, unpadded, up to `TEXTS_PER_RUN` of them: a run of many short texts uses the int8
     products far better than one of a few tokens. Runs go to a pool of threads, one per core (ONNX
-    Runtime releases the GIL). float32 (a query: one text or a few) runs one text at a time, split over
-    the cores, which answers a single question soonest.
+    Runtime releases the GIL). float32 (a query: one text or a few) runs split over the cores, which
+    answers a single question soonest; `encode(..., pack=True)` packs texts into shared runs (see
+    `export_transformer`), where a text's vector moves by rounding only (about 1e-7) with its neighbours,
+    so indexing in float32 runs each text alone.
     """
 
     def __init__(self, model, dim: int, precision: str = "int8", cache_dir: Path | None = None, threads: int | None = None):
@@ -79,11 +85,15 @@ class OnnxEncoder:
         metadata = self.session.get_modelmeta().custom_metadata_map
         # texts share a run only where no scale spans the run (a file quantised per token)
         self.texts_per_run = TEXTS_PER_RUN if metadata.get(ACTIVATIONS_KEY) == PER_TOKEN else 1
+        self.packs = "segment_ids" in self.input_names  # a file exported for packed runs (float32)
 
-    def encode(self, texts: list[str], batch_size: int, progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int, progress: bool = False, pack: bool = False) -> np.ndarray:
         """L2-normalised float32 rows. `batch_size` texts are tokenised at a time (the tokenizer is not
         thread-safe, so the calling thread does it); texts of one length then share runs, up to
-        `texts_per_run`, within windows of `GROUPING_WINDOW` texts."""
+        `texts_per_run`, within windows of `GROUPING_WINDOW` texts. `pack`: a packed file's texts share
+        runs of up to `PACKED_TOKENS` word pieces, in order (else each runs alone)."""
+        if self.packs:
+            return self._encode_packed(texts, batch_size, progress, PACKED_TOKENS if pack else 0)
         from tqdm.auto import tqdm
 
         rows = np.zeros((len(texts), self.dim), np.float32)
@@ -99,6 +109,39 @@ class OnnxEncoder:
                     rows[start + indices] = vectors
                 bar.update(len(inputs))
         return rows
+
+    def _encode_packed(self, texts: list[str], batch_size: int, progress: bool, run_tokens: int) -> np.ndarray:
+        """Texts packed in order into runs of up to `run_tokens` word pieces (a longer text runs alone)."""
+        from tqdm.auto import tqdm
+
+        rows = np.zeros((len(texts), self.dim), np.float32)
+        with tqdm(total=len(texts), desc="Texts", disable=not progress) as bar:
+            for start in range(0, len(texts), batch_size):
+                features = self.model.preprocess(texts[start : start + batch_size])
+                mask = features["attention_mask"].numpy().astype(bool)
+                ids = [row[keep] for row, keep in zip(features["input_ids"].numpy(), mask)]
+                first = 0
+                while first < len(ids):
+                    end, length = first + 1, len(ids[first])
+                    while end < len(ids) and length + len(ids[end]) <= run_tokens:
+                        length += len(ids[end])
+                        end += 1
+                    rows[start + first : start + end] = self._packed_run(ids[first:end])
+                    bar.update(end - first)
+                    first = end
+        return rows
+
+    def _packed_run(self, texts_ids: list[np.ndarray]) -> np.ndarray:
+        """The vectors of texts (their word-piece ids) run as one sequence, each attending to itself only."""
+        lengths = [len(ids) for ids in texts_ids]
+        feed = {
+            "input_ids": np.concatenate(texts_ids)[None, :],
+            "segment_ids": np.repeat(np.arange(len(lengths)), lengths)[None, :],
+            "position_ids": np.concatenate([np.arange(n) for n in lengths])[None, :],
+        }
+        hidden = self.session.run(None, feed)[0][0]
+        pieces = np.split(hidden, np.cumsum(lengths)[:-1])
+        return np.concatenate([self._pooled(piece[None], np.ones((1, len(piece)), np.int64)) for piece in pieces])
 
     def _same_length_runs(self, inputs: list[dict[str, np.ndarray]]) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """Texts (their unpadded inputs) grouped by length into runs of up to `texts_per_run` texts and
@@ -123,11 +166,14 @@ class OnnxEncoder:
 
     def _embed_run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """The vectors of one run's texts, all of one length (no padding)."""
-        hidden = self.session.run(None, inputs)[0]
+        return self._pooled(self.session.run(None, inputs)[0], inputs["attention_mask"])
+
+    def _pooled(self, hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Normalised vectors of texts from their token rows (texts, tokens, dim), all tokens real."""
         if self.mean_pooled:  # no padding: the mean of each text's token rows
             vectors = hidden.mean(axis=1)
         else:
-            features = {"token_embeddings": torch.from_numpy(hidden), "attention_mask": torch.from_numpy(inputs["attention_mask"])}
+            features = {"token_embeddings": torch.from_numpy(hidden), "attention_mask": torch.from_numpy(attention_mask)}
             with torch.inference_mode():
                 for module in self.pooling:
                     features = module(features)
@@ -167,7 +213,7 @@ def cached_onnx_file(model, cache_dir: Path, precision: str = "int8") -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir) as scratch:
         exported, quantised = Path(scratch, "model.onnx"), Path(scratch, "model.int8.onnx")
-        export_transformer(model, exported)
+        export_transformer(model, exported, packed=precision == "float32")
         if precision == "int8":
             quantise(exported, quantised)
         os.replace(quantised if precision == "int8" else exported, target)
@@ -183,11 +229,23 @@ def weights_digest(model, recipe: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def export_transformer(model, path: Path) -> None:
-    """The transformer module to ONNX, token embeddings out, batch and sequence length left free."""
+def export_transformer(model, path: Path, packed: bool = False) -> None:
+    """The transformer module to ONNX, token embeddings out, batch and sequence length left free.
+
+    `packed`: inputs are word-piece ids, a segment id and a position (from 0) per word piece, and a word
+    piece attends to those of its own segment only; so texts packed one after another into one sequence
+    each get their own token embeddings (what `OnnxEncoder._packed_run` feeds). A model that numbers
+    positions otherwise (from its padding index, as RoBERTa does) fails the check of
+    `hippograph.pipeline.embed` and keeps PyTorch."""
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in model.preprocess(["x"])]
-    transformer = _TokenEmbeddings(model[0].auto_model, names).eval()
-    example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
+    if packed:
+        transformer = _PackedTokenEmbeddings(model[0].auto_model, "token_type_ids" in names).eval()
+        names = ["input_ids", "segment_ids", "position_ids"]
+        example = (torch.ones((1, 9), dtype=torch.long), torch.tensor([[0, 0, 0, 0, 1, 1, 1, 2, 2]]),
+                   torch.tensor([[0, 1, 2, 3, 0, 1, 2, 0, 1]]))
+    else:
+        transformer = _TokenEmbeddings(model[0].auto_model, names).eval()
+        example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
     axes = {name: {0: "batch", 1: "sequence"} for name in [*names, "token_embeddings"]}
     with warnings.catch_warnings(), contextlib.redirect_stdout(None):
         warnings.simplefilter("ignore")  # tracer warnings about shapes taken as constants
@@ -324,3 +382,16 @@ class _TokenEmbeddings(torch.nn.Module):
 
     def forward(self, *tensors):
         return self.auto_model(**dict(zip(self.names, tensors))).last_hidden_state
+
+
+class _PackedTokenEmbeddings(torch.nn.Module):
+    """The Hugging Face model over texts packed into one sequence: a mask keeps each segment to itself."""
+
+    def __init__(self, auto_model, token_types: bool):
+        super().__init__()
+        self.auto_model, self.token_types = auto_model, token_types
+
+    def forward(self, input_ids, segment_ids, position_ids):
+        own_segment = (segment_ids[:, :, None] == segment_ids[:, None, :])[:, None]  # (batch, 1, query, key)
+        extra = {"token_type_ids": torch.zeros_like(input_ids)} if self.token_types else {}
+        return self.auto_model(input_ids=input_ids, attention_mask=own_segment, position_ids=position_ids, **extra).last_hidden_state
