@@ -63,6 +63,8 @@ def commit(
     timer = StageTimer(report)
     for passage_facts in output.facts:  # spent whether or not the documents are still to be written
         report.llm += passage_facts.usage
+    for record in output.memories.records:
+        report.llm += record.usage
     with writer_lock(db_path):
         with timer("read_store"):
             state = StoreState.read(db_path)

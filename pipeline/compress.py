@@ -3,7 +3,8 @@
 Each document becomes one `MemoryRecord` within a byte budget (`Config.memory_budget` x its text):
 - a gist: its lead sentence (encyclopedic and news text say there what a document is about), then its
   most informative other sentences, by centrality (word overlap with the whole document) and content
-  (the entities and numbers a sentence names), stripped of parentheses, in document order;
+  (the entities and numbers a sentence names), stripped of parentheses, in document order; with
+  `gist_writer="llm"`, the facts an LLM wrote about the document instead (`llm_compress`);
 - key facts: its extracted triples that the gist does not already say, parsed facts first;
 - self-matching keys: statements of what the document can answer, embedded with its title: first the
   whole record (gist and key facts), then the gist and each key fact on their own, each statement
@@ -30,29 +31,40 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _NUMBER = re.compile(r"\d")
 _PARENTHESES = re.compile(r"\s*[(\[][^()\[\]]*[)\]]")
 # Function words carry no topic: left out of centrality.
-_STOPWORDS = frozenset(
+STOPWORDS = frozenset(
     "a an and are as at be by for from has had have he her his in is it its of on or she that the their they "
     "this to was were which who with".split()
 )
 
 
 def compress_documents(
-    documents: Sequence[Document], facts: Sequence[PassageFacts], budget: float
+    documents: Sequence[Document], facts: Sequence[PassageFacts], budget: float,
+    written: Sequence[Sequence[str] | None] = (),
 ) -> list[MemoryRecord]:
     """One memory record per document; `facts` are the extracted facts of the documents' passages
-    (passage ids are `doc_id#n`)."""
+    (passage ids are `doc_id#n`); `written[i]`, if given, the facts an LLM wrote for document i
+    (`hippograph.pipeline.llm_compress`), or None for none."""
     by_doc: dict[str, list[PassageFacts]] = {}
     for passage_facts in facts:
         by_doc.setdefault(passage_facts.passage_id.rsplit("#", 1)[0], []).append(passage_facts)
-    return [compress_document(d, by_doc.get(d.doc_id, []), budget) for d in documents]
+    written = list(written) or [None] * len(documents)
+    return [compress_document(d, by_doc.get(d.doc_id, []), budget, w) for d, w in zip(documents, written)]
 
 
-def compress_document(document: Document, facts: Sequence[PassageFacts], budget: float) -> MemoryRecord:
-    """The document's gist and key facts, together at most `budget` x its text's bytes, and its keys."""
+def record_budget(document: Document, budget: float) -> int:
+    """Bytes a memory record of `document` may keep: `budget` x its text's bytes."""
+    return int(budget * len(document.text.encode("utf-8")))
+
+
+def compress_document(
+    document: Document, facts: Sequence[PassageFacts], budget: float, written: Sequence[str] | None = None
+) -> MemoryRecord:
+    """The document's gist and key facts, together at most `budget` x its text's bytes, and its keys. The
+    gist is the `written` facts that fit, in order, if any does; else a choice of the document's sentences."""
     source_bytes = len(document.text.encode("utf-8"))
-    room = int(budget * source_bytes)
+    room = record_budget(document, budget)
     phrases = {p for f in facts for p in f.phrases}
-    gist = select_gist(sentences(document.text), phrases, room)
+    gist = " ".join(fitting(written or [], room)) or select_gist(sentences(document.text), phrases, room)
     room -= _bytes(gist)
     key_facts = []
     for statement in ranked_fact_statements([t for f in facts for t in f.triples], gist):
@@ -84,16 +96,27 @@ def select_gist(document_sentences: Sequence[str], phrases: Iterable[str], room:
     return " ".join(cleaned[i] for i in sorted(chosen))
 
 
+def fitting(statements: Sequence[str], room: int) -> list[str]:
+    """The statements that fit in `room` bytes together (joined by spaces), in order, each taken if it
+    still fits."""
+    chosen, used = [], -1
+    for statement in statements:
+        if used + 1 + _bytes(statement) <= room:
+            chosen.append(statement)
+            used += 1 + _bytes(statement)
+    return chosen
+
+
 def sentence_scores(document_sentences: Sequence[str], phrases: Iterable[str]) -> list[float]:
     """Centrality (cosine of a sentence's content words to the whole document's) times one plus the
     entities and numbers it names: the sentence that is most about the document and says most."""
-    bags = [Counter(w for w in _words(s) if w not in _STOPWORDS) for s in document_sentences]
+    bags = [Counter(w for w in lower_words(s) if w not in STOPWORDS) for s in document_sentences]
     whole = sum(bags, Counter())
     phrases = [p for p in set(phrases) if p]
     scores = []
     for sentence, bag in zip(document_sentences, bags):
-        lowered = f" {' '.join(_words(sentence))} "
-        named = sum(1 for p in phrases if f" {' '.join(_words(p))} " in lowered)
+        lowered = f" {' '.join(lower_words(sentence))} "
+        named = sum(1 for p in phrases if f" {' '.join(lower_words(p))} " in lowered)
         numbers = len(_NUMBER.findall(sentence)) > 0
         scores.append(_cosine(bag, whole) * (1 + named + numbers))
     return scores
@@ -102,11 +125,11 @@ def sentence_scores(document_sentences: Sequence[str], phrases: Iterable[str]) -
 def ranked_fact_statements(triples: Sequence[Triple], gist: str) -> list[str]:
     """Distinct "subject predicate object" statements the gist does not already hold (both ends named
     in it), parsed facts before co-occurrences, then in text order."""
-    said = f" {' '.join(_words(gist))} "
+    said = f" {' '.join(lower_words(gist))} "
     seen, ranked = set(), []
     for triple in sorted(triples, key=lambda t: (t.predicate == RELATED, t.sentence)):
         statement = f"{triple.subject} {triple.predicate} {triple.object}"
-        if statement in seen or all(f" {' '.join(_words(x))} " in said for x in (triple.subject, triple.object)):
+        if statement in seen or all(f" {' '.join(lower_words(x))} " in said for x in (triple.subject, triple.object)):
             continue
         seen.add(statement)
         ranked.append(statement)
@@ -123,7 +146,7 @@ def key_text(title: str, key: str) -> str:
     return f"{title}\n{key}" if title else key
 
 
-def _words(text: str) -> list[str]:
+def lower_words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 

@@ -13,7 +13,7 @@ function and one `Stage` line here (plus, if the store keeps its output, the com
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -22,10 +22,10 @@ from hippograph.config import Config
 from hippograph.errors import InputError
 from hippograph.graph.synonyms import synonym_candidate
 from hippograph.pipeline.chunk import chunk_documents
-from hippograph.pipeline.compress import compress_documents, key_text
+from hippograph.pipeline.compress import compress_documents, record_budget, key_text
 from hippograph.pipeline.embed import embedder_for
 from hippograph.registry import extractors
-from hippograph.types import Document, MemoryRecord, Passage, PassageFacts
+from hippograph.types import Document, LLMUsage, MemoryRecord, Passage, PassageFacts
 
 FactKey = tuple[str, str, str]
 
@@ -192,8 +192,16 @@ def compress(
     documents: Sequence[Document], facts: Sequence[PassageFacts], config: Config, progress: bool = False
 ) -> MemoryBank:
     """One memory record per document (gist, key facts, keys; see `hippograph.pipeline.compress`), its
-    keys embedded with the document's title."""
-    records = compress_documents(documents, facts, config.memory_budget)
+    keys embedded with the document's title. With `gist_writer="llm"` the gists are the facts an LLM
+    wrote (`hippograph.pipeline.llm_compress`), each record carrying what that cost."""
+    written, usages = [], [LLMUsage()] * len(documents)
+    if config.gist_writer == "llm":
+        from hippograph.pipeline.llm_compress import write_gists
+
+        budgets = [record_budget(d, config.memory_budget) for d in documents]
+        written, usages = write_gists(documents, budgets, config, progress)
+    records = compress_documents(documents, facts, config.memory_budget, written)
+    records = [replace(record, usage=usage) for record, usage in zip(records, usages)]
     titles = {d.doc_id: d.title for d in documents}
     texts = [key_text(titles[r.doc_id], key) for r in records for key in r.keys]
     embedder = embedder_for(config)

@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from hippograph.answers import ANSWER_SYSTEM, RECOGNITION_SYSTEM
+from hippograph.pipeline.llm_compress import GIST_SYSTEM
 from hippograph.pipeline.llm_extract import NER_SYSTEM, TRIPLE_SYSTEM
 
 
@@ -122,8 +123,8 @@ def last_user_message(request: dict) -> str:
 
 
 def toy_llm(request: dict, number: int) -> Reply:
-    """A well-behaved LLM: capitalised words are entities, the title "mentions" each of them; the
-    recognition filter keeps fact 1; answers cite the first passage."""
+    """A well-behaved LLM: capitalised words are entities, the title "mentions" each of them; a memory's
+    facts are its document's sentences; the recognition filter keeps fact 1; answers cite the first passage."""
     system, user = system_prompt(request), last_user_message(request)
     if system == NER_SYSTEM:
         words = list(dict.fromkeys(re.findall(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*", user)))
@@ -132,6 +133,9 @@ def toy_llm(request: dict, number: int) -> Reply:
         passage, entities = user.split("\n\nEntities: ")
         title = passage.removeprefix("Passage:\n").split("\n")[0]
         return Reply(json.dumps({"triples": [[title, "mentions", e] for e in json.loads(entities) if e != title]}))
+    if system == GIST_SYSTEM:
+        text = user.split("Document:\n", 1)[1].split("\n", 1)[-1]  # less its title line
+        return Reply(json.dumps({"facts": re.split(r"(?<=\.)\s+", text)}))
     if system == RECOGNITION_SYSTEM:
         return Reply('{"facts": [1]}')
     if system == ANSWER_SYSTEM:

@@ -61,7 +61,7 @@ def test_index_json_report(cli, docs_dir, tmp_path):
     assert (report["documents"], report["indexed"], report["unchanged"], report["passages"]) == (2, 2, 0, 2)
     assert report["triples"] > 0 and report["new_phrases"] > 0
     assert report["llm"] == {"llm_calls": 0, "cache_hits": 0, "invalid_replies": 0, "fallbacks": 0, "tokens_in": 0,
-                             "tokens_out": 0}, "spaCy needs no LLM"
+                             "tokens_out": 0, "gist_fallbacks": 0}, "spaCy and offline gists need no LLM"
     assert all(isinstance(v, float) and v >= 0 for v in report["seconds"].values())
     docs = {p["doc_id"] for p in json.loads(cli("query", "Kettleby", "--db", db, "--mode", "bm25", "--json")[1])["passages"]}
     assert docs == {"ada.md", "towns/kettleby.txt"}

@@ -15,6 +15,7 @@ import pytest
 from hippograph import Config, Memory
 from hippograph.answers import CLUE_SYSTEM, parse_answer, parse_kept_facts
 from hippograph.llm import LLMUnavailable, llm_client
+from hippograph.pipeline.llm_compress import GIST_SYSTEM
 from hippograph.pipeline.llm_extract import parse_entities, parse_triples
 from hippograph.types import Passage
 from llm_servers import Reply, ScriptedServer, toy_llm
@@ -182,10 +183,13 @@ def test_invalid_replies_are_retried_once_then_the_passage_falls_back_to_spacy(t
 
 
 def test_sharded_runs_report_the_same_llm_usage(tmp_path, small_docs, store_tools):
+    """Extraction and memory gists both by the LLM: what each cost rides with its shard's artifacts."""
     with ScriptedServer(toy_llm) as server:
-        in_process = Memory(tmp_path / "a.duckdb", llm_config(server, tmp_path / "a")).index(small_docs)
-        sharded = Memory(tmp_path / "b.duckdb", llm_config(server, tmp_path / "b")).index(
+        config = lambda cache: llm_config(server, cache, gist_writer="llm", memory_budget=1.0)  # noqa: E731
+        in_process = Memory(tmp_path / "a.duckdb", config(tmp_path / "a")).index(small_docs)
+        sharded = Memory(tmp_path / "b.duckdb", config(tmp_path / "b")).index(
             small_docs, work_dir=tmp_path / "work", shard_size=2)
+    assert in_process.llm.llm_calls == 9 and in_process.llm.gist_fallbacks == 0, "NER, triples and a gist per document"
     assert sharded.to_dict() | {"seconds": {}} == in_process.to_dict() | {"seconds": {}}
     store_tools.assert_same(tmp_path / "b.duckdb", tmp_path / "a.duckdb")
 
@@ -283,6 +287,8 @@ def test_what_needs_an_llm_is_refused_without_one():
         Config(extractor="llm")
     with pytest.raises(ValueError, match='recognition_filter="llm" needs llm_base_url'):
         Config(recognition_filter="llm")
+    with pytest.raises(ValueError, match='gist_writer="llm" needs llm_base_url'):
+        Config(gist_writer="llm")
     with pytest.raises(ValueError, match="llm_base_url needs llm_model"):
         Config(llm_base_url="http://127.0.0.1:1/v1")
 
@@ -389,3 +395,86 @@ def test_clues_without_a_server_are_the_offline_ones(small_store, tmp_path):
 def test_clue_writer_llm_needs_an_llm():
     with pytest.raises(ValueError, match='clue_writer="llm" needs llm_base_url'):
         Config(clue_writer="llm")
+
+
+# ---- memory gists written by the LLM -------------------------------------------------------------------
+
+ADA_DOC = {"id": "ada", "title": "Ada Marsh",
+           "text": "Ada Marsh was an engineer born in Kettleby. She designed the Veloria Bridge in 1897. She retired to the coast."}
+MEMORY_ROWS = "SELECT doc_id, gist, facts, kept_bytes, source_bytes FROM memories ORDER BY doc_id"
+
+
+def gist_config(server: ScriptedServer, tmp_path, **options) -> Config:
+    return llm_config(server, tmp_path).replace(**{"extractor": "spacy", "gist_writer": "llm", "memory_budget": 0.8, **options})
+
+
+def test_the_llm_writes_a_memorys_gist_from_its_document_within_the_budget(tmp_path, store_tools):
+    reply = {"facts": [
+        "Ada Marsh designed the Veloria Bridge in 1897",  # kept, as a sentence
+        "Lake Orvan supplies Brenmoor.",  # the prompt's example, not the document's
+        "Ada Marsh, engineer",  # three words
+        "Ada Marsh won the Nobel Prize in physics.",  # mostly words the document does not have
+        "Ada Marsh was born in Kettleby.",  # kept
+        "Ada Marsh was an engineer born in Kettleby who designed the Veloria Bridge in 1897.",  # no room left
+    ]}
+    db = tmp_path / "m.duckdb"
+    with ScriptedServer(lambda request, number: Reply(json.dumps(reply))) as server:
+        report = Memory(db, gist_config(server, tmp_path)).index([ADA_DOC])
+    [request] = server.requests
+    budget = int(0.8 * len(ADA_DOC["text"].encode()))
+    assert request["messages"][0]["content"] == GIST_SYSTEM
+    assert request["messages"][-1]["content"] == f"Budget: {budget} characters\n\nDocument:\nAda Marsh\n{ADA_DOC['text']}"
+    [(_, gist, facts, kept, source)] = store_tools.sql(db, MEMORY_ROWS)
+    assert gist == "Ada Marsh designed the Veloria Bridge in 1897. Ada Marsh was born in Kettleby."
+    assert kept <= 0.8 * source
+    record_key = store_tools.sql(db, "SELECT text FROM memory_keys ORDER BY position LIMIT 1")[0][0]
+    assert record_key.startswith(gist), "the record is keyed by what the LLM wrote"
+    assert (report.llm.llm_calls, report.llm.invalid_replies, report.llm.gist_fallbacks) == (1, 0, 0)
+
+
+@pytest.mark.parametrize("content", [
+    "no facts here", '{"facts": [null, 3, ""]}', "",
+    '{"facts": ["Ada Marsh", "Lake Orvan supplies Brenmoor."]}',  # a fragment and the example only
+    '{"facts": ["Ada Marsh was an engineer born in Kettleby who designed the Veloria Bridge in 1897 and retired to the coast."]}',  # too long
+])
+def test_an_unusable_gist_reply_leaves_the_offline_gist(tmp_path, store_tools, content):
+    Memory(tmp_path / "offline.duckdb", Config(memory_budget=0.8)).index([ADA_DOC])
+    with ScriptedServer(lambda request, number: Reply(content)) as server:
+        report = Memory(tmp_path / "llm.duckdb", gist_config(server, tmp_path)).index([ADA_DOC])
+    assert len(server.requests) == 2, "asked once more, then the offline gist"
+    assert (report.llm.invalid_replies, report.llm.gist_fallbacks) == (2, 1)
+    assert store_tools.sql(tmp_path / "llm.duckdb", MEMORY_ROWS) == store_tools.sql(tmp_path / "offline.duckdb", MEMORY_ROWS)
+
+
+def test_gists_without_a_server_are_the_offline_ones(tmp_path, store_tools):
+    Memory(tmp_path / "offline.duckdb", Config(memory_budget=0.8)).index([ADA_DOC])
+    config = Config(llm_base_url="http://127.0.0.1:9/v1", llm_model="none", llm_max_retries=0, gist_writer="llm",
+                    memory_budget=0.8, llm_cache_dir=str(tmp_path / "cache"))
+    report = Memory(tmp_path / "llm.duckdb", config).index([ADA_DOC])
+    assert report.indexed == 1 and report.llm.gist_fallbacks == 1
+    assert store_tools.sql(tmp_path / "llm.duckdb", MEMORY_ROWS) == store_tools.sql(tmp_path / "offline.duckdb", MEMORY_ROWS)
+
+
+def test_turning_llm_gists_on_compresses_the_stored_documents_again(tmp_path, small_docs, store_tools):
+    db = tmp_path / "m.duckdb"
+    assert "gist_writer" not in Config().index_settings(), "stores indexed before the option keep their keys"
+    Memory(db, Config(memory_budget=1.0)).index(small_docs)
+    with ScriptedServer(toy_llm) as server:
+        config = gist_config(server, tmp_path, memory_budget=1.0)
+        again = Memory(db, config).index(small_docs)
+        unchanged = Memory(db, config).index(small_docs)
+    assert (again.indexed, again.llm.llm_calls) == (3, 3)
+    assert (unchanged.indexed, unchanged.unchanged, unchanged.llm.llm_calls) == (0, 3, 0)
+    gists = dict(store_tools.sql(db, "SELECT doc_id, gist FROM memories"))
+    assert gists["ada"] == "Ada Marsh was an engineer born in Kettleby. She designed the Veloria Bridge in 1897."
+
+
+def test_cli_index_says_how_many_gists_fell_back(cli, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ada.txt").write_text(ADA_DOC["text"])
+    config = json.dumps({"llm_base_url": "http://127.0.0.1:9/v1", "llm_model": "none", "llm_max_retries": 0,
+                         "gist_writer": "llm", "llm_cache_dir": str(tmp_path / "cache")})
+    code, out, _ = cli("index", docs, "--db", tmp_path / "m.duckdb", "--config", config)
+    assert code == 0
+    assert "1 documents to the offline gist" in out.splitlines()[-1]

@@ -93,3 +93,23 @@ def test_the_llm_recognition_filter_answers_queries(llama_server, demo_store, de
         assert kept <= every_linked, "the filter never adds a fact"
         fell_back = filtered.facts == default.retrieve(record["question"]).facts
         assert len(filtered.facts) <= 4 or fell_back
+
+
+def test_the_llm_writes_memory_gists_and_the_offline_ones_stand_in(llama_server, demo_corpus, tmp_path, store_tools):
+    documents = demo_corpus.read_text().splitlines()[:8]
+    corpus = tmp_path / "eight.jsonl"
+    corpus.write_text("\n".join(documents) + "\n")
+    db = tmp_path / "m.duckdb"
+    report = Memory(db, llm_options(llama_server, gist_writer="llm", llm_cache_dir=str(tmp_path / "cache"))).index_paths([corpus])
+    print("gists:", json.dumps(report.llm.to_dict()))
+    assert report.indexed == 8 and report.llm.llm_calls >= 8, "a gist request per document, and retries"
+    assert 0 <= report.llm.gist_fallbacks <= report.llm.invalid_replies, "a fallback follows two invalid replies"
+    Memory(tmp_path / "offline.duckdb").index_paths([corpus])
+    offline = dict(store_tools.sql(tmp_path / "offline.duckdb", "SELECT doc_id, gist FROM memories"))
+    rows = store_tools.sql(db, "SELECT doc_id, gist, kept_bytes, source_bytes FROM memories ORDER BY doc_id")
+    for doc_id, gist, kept, source in rows:
+        print(doc_id, "|", gist)
+        assert gist and kept <= 0.25 * source, "within the budget, whatever the model wrote"
+    written = sum(gist != offline[doc_id] for doc_id, gist, _, _ in rows)
+    assert written <= 8 - report.llm.gist_fallbacks, "a document the LLM failed keeps the offline gist"
+    assert len(Memory(db).retrieve("Who designed the Veloria Bridge?", mode="memory").passages) == 5

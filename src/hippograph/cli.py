@@ -176,10 +176,11 @@ def _index(args: argparse.Namespace) -> int:
 
 def _llm_summary(report: IndexReport) -> str:
     usage = report.llm
-    if not (usage.llm_calls or usage.cache_hits or usage.fallbacks):
+    if not (usage.llm_calls or usage.cache_hits or usage.fallbacks or usage.gist_fallbacks):
         return ""
+    gists = f", {usage.gist_fallbacks} documents to the offline gist" if usage.gist_fallbacks else ""
     return (f"\nLLM: {usage.llm_calls} calls, {usage.cache_hits} cache hits, {usage.invalid_replies} invalid replies, "
-            f"{usage.fallbacks} passages fell back to spaCy, {usage.tokens_in} tokens in, {usage.tokens_out} out")
+            f"{usage.fallbacks} passages fell back to spaCy{gists}, {usage.tokens_in} tokens in, {usage.tokens_out} out")
 
 
 def _query(args: argparse.Namespace) -> int:

@@ -67,6 +67,10 @@ class Config:
         "build_graph, whose triples give the key facts", shapes_index=True)
     memory_budget: float = option(
         0.25, "bytes a memory record keeps (gist and key facts), as a share of its document's text", shapes_index=True)
+    gist_writer: str = option(
+        "offline", '"offline": a memory\'s gist is its document\'s lead sentence and most informative others; '
+        '"llm": the LLM writes the document\'s key facts as a short list, within the same budget, the offline '
+        "gist standing in when its reply is unusable")  # shapes the index: see index_settings
     clue_hits: int = option(3, "passages each memorag clue retrieves (MemoRAG's ret_hit)")
     span_clues: int = option(3, "memories nearest the question whose best statement becomes a span clue")
     bridge_clues: int = option(3, "surrogate questions per round: bridge entities found in the evidence facts")
@@ -142,7 +146,8 @@ class Config:
 
     def _check_llm(self) -> None:
         """What needs an LLM is refused without one, rather than calling a default (paid) endpoint."""
-        needing = [name for name in ("extractor", "recognition_filter", "clue_writer") if getattr(self, name) == "llm"]
+        needing = [name for name in ("extractor", "gist_writer", "recognition_filter", "clue_writer")
+                   if getattr(self, name) == "llm"]
         if needing and self.llm_base_url is None:
             raise ValueError(f"config option {needing[0]}=\"llm\" needs llm_base_url (and llm_model): "
                              "the OpenAI-compatible endpoint to ask")
@@ -153,6 +158,11 @@ class Config:
         """The options marked `shapes_index`, and the extractor's version: a document indexed under other
         ones is indexed again (see `Document.index_key`)."""
         settings = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["shapes_index"]}
+        if self.gist_writer == "llm" and self.build_graph and self.build_memory:
+            # Named only when on, so stores indexed before the option existed keep their documents' keys.
+            from hippograph.pipeline.llm_compress import PROMPT_VERSION
+
+            settings["gist_writer"] = f"llm-{PROMPT_VERSION}"
         settings["extractor_version"] = None
         if self.build_graph:
             extractor = extractors.get(self.extractor)
@@ -178,6 +188,7 @@ _CHOICES = {
     "pagerank_solver": ("power", "prpack"),
     "recognition_filter": ("entity", "entity_only", "relative", "none", "llm"),
     "clue_writer": ("offline", "llm"),
+    "gist_writer": ("offline", "llm"),
     "score_fusion": ("ppr", "rrf"),
 }
 

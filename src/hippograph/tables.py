@@ -120,10 +120,13 @@ def memories_table(records: Sequence[MemoryRecord], key_vectors: np.ndarray) -> 
         "keys": pa.array([r.keys for r in records], pa.list_(pa.string())),
         "source_bytes": pa.array([r.source_bytes for r in records], pa.int64()),
         "key_vectors": pa.ListArray.from_arrays(pa.array(offsets), vector_column(key_vectors)),
+        "usage": pa.array([r.usage.to_dict() for r in records], _USAGE),
     })
 
 
 def memories_from_table(table: pa.Table) -> tuple[list[MemoryRecord], np.ndarray]:
-    columns = ("doc_id", "gist", "facts", "keys", "source_bytes")
-    records = [MemoryRecord(**row) for row in table.select(list(columns)).to_pylist()]
+    columns = ["doc_id", "gist", "facts", "keys", "source_bytes"]
+    usage = "usage" in table.column_names  # shard files of earlier versions have none
+    records = [MemoryRecord(**{**row, "usage": LLMUsage(**(row.get("usage") or {}))})
+               for row in table.select(columns + ["usage"] * usage).to_pylist()]
     return records, matrix_from_column(table["key_vectors"].combine_chunks().flatten())

@@ -71,9 +71,10 @@ class Triple:
 
 @dataclass(frozen=True)
 class LLMUsage:
-    """What an LLM cost, for one passage or summed over a run: requests sent to the server (a request it
-    retried counts once), replies served from the cache, replies that were not valid, passages that fell
-    back to the spaCy extractor, and the tokens the server counted."""
+    """What an LLM cost, for one passage or document or summed over a run: requests sent to the server (a
+    request it retried counts once), replies served from the cache, replies that were not valid, passages
+    that fell back to the spaCy extractor, the tokens the server counted, and documents whose memory
+    gist fell back to the offline one (`gist_writer="llm"`)."""
 
     llm_calls: int = 0
     cache_hits: int = 0
@@ -81,6 +82,7 @@ class LLMUsage:
     fallbacks: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    gist_fallbacks: int = 0
 
     def __add__(self, other: "LLMUsage") -> "LLMUsage":
         return LLMUsage(*(a + b for a, b in zip(astuple(self), astuple(other))))
@@ -125,6 +127,7 @@ class MemoryRecord:
     facts: list[str]
     keys: list[str]
     source_bytes: int  # of the document's text
+    usage: LLMUsage = LLMUsage()  # what writing its gist cost an LLM (`gist_writer="llm"`), for the run's report
 
     @property
     def kept_bytes(self) -> int:
