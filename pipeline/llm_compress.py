@@ -5,9 +5,10 @@
 CMT compresses each new document into a memory record; MemoRAG Lite's global memory is made of short gists
 of the corpus. Without an LLM the gist is a choice of the document's own sentences
 (`hippograph.pipeline.compress.select_gist`); with one, the LLM states what the document says as a few
-self-contained facts. A fact is kept only if at least half of its content words are the document's (small models
-copy the prompt's example, or invent); a reply with no fact left is asked once more, then the document
-keeps the offline gist, counted in its usage as a gist fallback.
+self-contained facts. A fact is kept only if at least half of its content words are the document's
+(small models copy the prompt's example, or invent); a reply with no fact left, or none that fits the
+budget, is asked once more, then the document keeps the offline gist, counted in its usage as a gist
+fallback.
 """
 
 from __future__ import annotations

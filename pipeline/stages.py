@@ -22,7 +22,7 @@ from hippograph.config import Config
 from hippograph.errors import InputError
 from hippograph.graph.synonyms import synonym_candidate
 from hippograph.pipeline.chunk import chunk_documents
-from hippograph.pipeline.compress import compress_documents, record_budget, key_text
+from hippograph.pipeline.compress import compress_documents, key_text, record_budget
 from hippograph.pipeline.embed import embedder_for
 from hippograph.registry import extractors
 from hippograph.types import Document, LLMUsage, MemoryRecord, Passage, PassageFacts
