@@ -4,7 +4,8 @@ questions.
 The model's transformer is exported to ONNX once and cached on disk, keyed by its weights, so later
 processes load it in a moment. Pooling and normalisation are the model's own sentence-transformers
 modules (numpy's mean where those are mean pooling and normalisation), so any model of that family
-works. No text's vector depends on the texts embedded with it (see `OnnxEncoder`).
+works. No indexed text's vector depends on the texts embedded with it, and a query's by rounding
+only (see `OnnxEncoder`).
 
 - int8: most CPUs have no bf16 units but all recent ones multiply int8 quickly (AVX2, AVX512-VNNI,
   AVX-VNNI, AMX). The weights are quantised to int8 per output channel (ONNX Runtime's dynamic
