@@ -29,7 +29,7 @@ from hippograph.types import Document, MemoryRecord, PassageFacts, Triple
 RELATED = "related to"  # the extractor's co-occurrence predicate: a weaker fact than a parsed one
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _NUMBER = re.compile(r"\d")
-_PARENTHESES = re.compile(r"\s*[(\[][^()\[\]]*[)\]]")
+_PARENTHESES = re.compile(r"\s*[(\[{][^()\[\]{}]*[)\]}]")
 # Function words carry no topic: left out of centrality.
 STOPWORDS = frozenset(
     "a an and are as at be by for from has had have he her his in is it its of on or she that the their they "
@@ -157,7 +157,8 @@ def _cosine(a: Counter, b: Counter) -> float:
 
 
 def _without_parentheses(sentence: str) -> str:
-    """Parenthetical asides (pronunciations, alternative names) cost bytes and rarely carry the point."""
+    """Parenthetical asides (pronunciations, alternative names) cost bytes and rarely carry the point;
+    braces too, which in prose are markup left over (hotpotqa's removed pronunciations: `{'1': ", ...}`)."""
     previous = None
     while previous != sentence:
         previous, sentence = sentence, _PARENTHESES.sub("", sentence)

@@ -68,6 +68,14 @@ def test_a_record_keeps_the_lead_sentence_and_key_facts_within_its_budget():
     assert tight.keys == [tight.gist], "a record that is only its gist is its one key"
 
 
+def test_a_gist_spends_no_bytes_on_markup_left_in_the_text():
+    """hotpotqa's passages keep `{'1': ", ...}` where pronunciations were removed: braces are no prose."""
+    document = Document("g", "Rudy Giuliani", """Rudolph William Louis Giuliani {'1': ", '2': ", '3': ", '4': "} ( ; born \
+May 28, 1944) is an American lawyer, businessman, public speaker, and former mayor of New York City.""")
+    record = compress_document(document, [], budget=0.5)
+    assert record.gist == "Rudolph William Louis Giuliani is an American lawyer, businessman, public speaker, and"
+
+
 # ---- the bank follows the documents ---------------------------------------------------------------------
 
 
