@@ -46,7 +46,7 @@ def half_lead_then_facts(document: Document, facts: list[PassageFacts]) -> Memor
     room = compress.record_budget(document, BUDGET)
     gist = compress._clip(lead, room // 2)
     said = compress.ranked_fact_statements([t for f in facts for t in f.triples], gist)
-    key_facts = compress.fitting(said, room - compress._bytes(gist) - 2)  # "; " between facts, roughly
+    key_facts = [said[i] for i in compress.fitting(said, room - compress._bytes(gist) - 2)]  # "; " between facts, roughly
     return record(document, gist, key_facts)
 
 

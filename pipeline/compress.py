@@ -64,7 +64,9 @@ def compress_document(
     source_bytes = len(document.text.encode("utf-8"))
     room = record_budget(document, budget)
     phrases = {p for f in facts for p in f.phrases}
-    gist = " ".join(fitting(written or [], room)) or select_gist(sentences(document.text), phrases, room)
+    written = written or []
+    gist = " ".join(written[i] for i in fitting(written, room))
+    gist = gist or select_gist(sentences(document.text), phrases, room)
     room -= _bytes(gist)
     key_facts = []
     for statement in ranked_fact_statements([t for f in facts for t in f.triples], gist):
@@ -88,21 +90,18 @@ def select_gist(document_sentences: Sequence[str], phrases: Iterable[str], room:
     if _bytes(cleaned[0]) > room:
         return _clip(cleaned[0], room)
     scores = sentence_scores(cleaned, phrases)
-    chosen, used = [0], _bytes(cleaned[0])
-    for i in sorted(range(1, len(cleaned)), key=lambda i: (-scores[i], i)):
-        if used + 1 + _bytes(cleaned[i]) <= room:
-            chosen.append(i)
-            used += 1 + _bytes(cleaned[i])
+    ranked = [0] + sorted(range(1, len(cleaned)), key=lambda i: (-scores[i], i))
+    chosen = [ranked[k] for k in fitting([cleaned[i] for i in ranked], room)]
     return " ".join(cleaned[i] for i in sorted(chosen))
 
 
-def fitting(statements: Sequence[str], room: int) -> list[str]:
-    """The statements that fit in `room` bytes together (joined by spaces), in order, each taken if it
-    still fits."""
+def fitting(statements: Sequence[str], room: int) -> list[int]:
+    """Positions of the statements that fit in `room` bytes together (joined by spaces), taken in order,
+    each if it still fits."""
     chosen, used = [], -1
-    for statement in statements:
+    for position, statement in enumerate(statements):
         if used + 1 + _bytes(statement) <= room:
-            chosen.append(statement)
+            chosen.append(position)
             used += 1 + _bytes(statement)
     return chosen
 

@@ -118,9 +118,7 @@ class OnnxEncoder:
         rows = np.zeros((len(texts), self.dim), np.float32)
         with tqdm(total=len(texts), desc="Texts", disable=not progress) as bar:
             for start in range(0, len(texts), batch_size):
-                features = self.model.preprocess(texts[start : start + batch_size])
-                mask = features["attention_mask"].numpy().astype(bool)
-                ids = [row[keep] for row, keep in zip(features["input_ids"].numpy(), mask)]
+                ids = [one["input_ids"][0] for one in self._unpadded(texts[start : start + batch_size])]
                 first = 0
                 while first < len(ids):
                     end, length = first + 1, len(ids[first])
@@ -160,10 +158,12 @@ class OnnxEncoder:
         return runs
 
     def _unpadded(self, texts: list[str]) -> list[dict[str, np.ndarray]]:
-        """Each text's model inputs as a batch of one, without the padding that tokenising together adds."""
+        """Each text's tokenizer inputs as a batch of one, without the padding that tokenising together adds
+        (a packed file takes the word-piece ids only)."""
         features = self.model.preprocess(texts)
         mask = features["attention_mask"].numpy().astype(bool)
-        return [{name: features[name].numpy()[row, mask[row]][None, :] for name in self.input_names} for row in range(len(texts))]
+        names = ["input_ids"] if self.packs else self.input_names
+        return [{name: features[name].numpy()[row, mask[row]][None, :] for name in names} for row in range(len(texts))]
 
     def _embed_run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """The vectors of one run's texts, all of one length (no padding)."""

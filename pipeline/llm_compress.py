@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from hippograph.config import Config
-from hippograph.llm import InvalidReply, LLMUnavailable, Tally, ask, llm_client, parse_json
+from hippograph.llm import InvalidReply, LLMUnavailable, Tally, ask, llm_client, parse_json, reply_list
 from hippograph.pipeline.compress import STOPWORDS, fitting, lower_words
 from hippograph.types import Document, LLMUsage
 
@@ -66,11 +66,7 @@ def parse_gist_facts(content: str, document: Document, budget_bytes: int) -> lis
     """The facts of a reply ({"facts": [...]}, a bare list, or an object's only list of strings) that are
     the document's (more than three words, at least half of their content words in the document) and fit
     in `budget_bytes` together, in order. Each ends as a sentence; a reply with none left is invalid."""
-    value = parse_json(content)
-    if isinstance(value, dict):
-        lists = [v for v in value.values() if isinstance(v, list)]
-        value = value.get("facts") if isinstance(value.get("facts"), list) else lists[0] if len(lists) == 1 else []
-    items = value if isinstance(value, list) else []
+    items = reply_list(parse_json(content), "facts")
     known = set(lower_words(_titled(document)))
     facts = []
     for item in items:
@@ -88,7 +84,7 @@ def parse_gist_facts(content: str, document: Document, budget_bytes: int) -> lis
     if not facts:
         raise InvalidReply('it held no fact from the document (a statement of four words or more) as '
                            '{"facts": ["...", ...]}')
-    kept = fitting(facts, budget_bytes)
+    kept = [facts[i] for i in fitting(facts, budget_bytes)]
     if not kept:
         raise InvalidReply(f"none of its facts fits in the budget of {budget_bytes} characters")
     return kept

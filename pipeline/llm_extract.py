@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from hippograph.config import Config
-from hippograph.llm import InvalidReply, LLMUnavailable, Tally, ask, llm_client, parse_json
+from hippograph.llm import InvalidReply, LLMUnavailable, Tally, ask, llm_client, parse_json, reply_list
 from hippograph.pipeline.extract import extract_facts, load_spacy, normalize_phrase, title_phrase
 from hippograph.pipeline.triples import UNKNOWN_SENTENCE, InvalidTriple, normalised_triple
 from hippograph.registry import Extractor
@@ -87,7 +87,7 @@ def _json(value: Any) -> str:
 def parse_entities(content: str, passage: Passage) -> list[str]:
     """The entity strings of a NER reply ({"entities": [...]}, or a bare list, or any one list of strings)
     that the passage mentions: small models also list the prompt's example."""
-    items = _the_list(parse_json(content), "entities")
+    items = reply_list(parse_json(content), "entities")
     text = " ".join(passage.embedding_text.lower().split())
     entities = [e.strip() for e in items if isinstance(e, str) and e.strip()]
     entities = list(dict.fromkeys(e for e in entities if _mentions(text, " ".join(e.lower().split()))))
@@ -100,7 +100,7 @@ def parse_triples(content: str, passage: Passage) -> list[tuple[str, str, str]]:
     """Normalised (subject, predicate, object) of a triple reply; each a list of three strings or an object
     with subject, relation or predicate, object. Triples that are invalid or about nothing in the passage
     are left out; a reply with none left is invalid."""
-    items = _the_list(parse_json(content), "triples")
+    items = reply_list(parse_json(content), "triples")
     text = " ".join(passage.embedding_text.lower().split())  # phrases are lower case, single-spaced
     triples: dict[tuple[str, str, str], None] = {}
     for item in items:
@@ -122,19 +122,6 @@ def parse_triples(content: str, passage: Passage) -> list[tuple[str, str, str]]:
 
 def _mentions(text: str, phrase: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None
-
-
-def _the_list(value: Any, key: str) -> list:
-    """The list a reply holds: under `key`, or the reply itself, or its only list value."""
-    if isinstance(value, list):
-        return value
-    if isinstance(value, dict):
-        if isinstance(value.get(key), list):
-            return value[key]
-        lists = [v for v in value.values() if isinstance(v, list)]
-        if len(lists) == 1:
-            return lists[0]
-    return []
 
 
 # ---- the extractor --------------------------------------------------------------------------------------

@@ -216,6 +216,19 @@ def parse_json(content: str) -> Any:
     return value if isinstance(value, (dict, list)) and value else None
 
 
+def reply_list(value: Any, key: str) -> list:
+    """The list a parsed reply holds: under `key`, or the reply itself, or its only list value; else []."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        if isinstance(value.get(key), list):
+            return value[key]
+        lists = [v for v in value.values() if isinstance(v, list)]
+        if len(lists) == 1:
+            return lists[0]
+    return []
+
+
 # ---- asking: one request, its reply checked, asked once more if invalid ---------------------------------
 
 RETRY_NOTE = "Your reply was not what was asked for: {problem}. Reply again with the JSON object only."
